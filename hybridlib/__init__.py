@@ -1,0 +1,18 @@
+"""hybridlib: hybrid generative-contrastive representation learning, small and reproducible.
+
+A tutorial reproduction of Kim, Kim & Lee (2021), "Hybrid Generative-Contrastive Representation
+Learning" (arXiv 2106.06162), built from its abstract: the architecture, losses and evaluation
+details are this project's own design.
+"""
+from . import exercises
+from .config import Config, DataConfig, ModelConfig, TrainConfig, get_config, resolve_profile
+from .errors import CheckpointError, ConfigError, DataError, HybridlibError, NonFiniteLossError, RunDirectoryError
+from .model import HybridTransformer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "exercises",
+    "Config", "DataConfig", "ModelConfig", "TrainConfig", "get_config", "resolve_profile", "HybridTransformer",
+    "HybridlibError", "ConfigError", "DataError", "CheckpointError", "RunDirectoryError", "NonFiniteLossError",
+]

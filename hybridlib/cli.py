@@ -1,0 +1,154 @@
+"""Command line: the same API the notebooks use.
+
+    python -m hybridlib train --objective hybrid --profile smoke --out runs/x [--steps N] [--seed S] [--resume]
+    python -m hybridlib evaluate --ckpt runs/x/checkpoint.pt [--out results.json]
+    python -m hybridlib fetch-data fashion-mnist
+    python -m hybridlib report --profile cpu
+    python -m hybridlib bench
+
+Every error is one line on stderr and a non-zero exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import DATASETS, OBJECTIVES, PROFILE_CHOICES
+from .errors import HybridlibError
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage too; one line is easier to read
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(cast: type, allow_zero: bool):
+    """An argparse type: an int or float that is positive (or, with allow_zero, not negative)."""
+    def parse(text: str) -> int | float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+        if not (value > 0 or (allow_zero and value == 0)):
+            raise argparse.ArgumentTypeError(f"must be {'zero or ' if allow_zero else ''}positive, got {value}")
+        return value
+    return parse
+
+
+_positive_int, _non_negative_int = _number(int, False), _number(int, True)
+_positive_float, _non_negative_float = _number(float, False), _number(float, True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="hybridlib", description="Hybrid generative-contrastive representation learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    t = sub.add_parser("train", help="train one objective")
+    t.add_argument("--objective", required=True, choices=OBJECTIVES)
+    t.add_argument("--profile", default=None, choices=PROFILE_CHOICES,
+                   help="default: $HYBRIDLIB_PROFILE, else auto (gpu if CUDA is available, else cpu)")
+    t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/PROFILE/seedS/OBJECTIVE)")
+    t.add_argument("--steps", type=_positive_int)
+    t.add_argument("--seed", type=_non_negative_int)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=_positive_float)
+    t.add_argument("--lam", type=_non_negative_float, help="hybrid weight of the contrastive loss")
+    t.add_argument("--temperature", type=_positive_float, help="NT-Xent temperature")
+    t.add_argument("--generative-input", choices=("views", "clean"))
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    t.add_argument("--checkpoint-every", type=_positive_int)
+    t.add_argument("--log-every", type=_positive_int)
+    t.add_argument("--n-train", type=_positive_int, help="use only the first N training images")
+    t.add_argument("--dataset", choices=DATASETS, help="override the profile's data set")
+    t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on every axis")
+    e.add_argument("--ckpt", type=Path, required=True, help="a checkpoint file or its run folder")
+    e.add_argument("--out", type=Path, default=None, help="JSON file for the results (default: beside the checkpoint)")
+    e.add_argument("--device", default=None)
+    e.add_argument("--no-progress", action="store_true")
+
+    f = sub.add_parser("fetch-data", help="make a data set available offline")
+    f.add_argument("dataset", choices=DATASETS)
+
+    r = sub.add_parser("report", help="train what is missing, evaluate all models and write results/PROFILE/summary.*")
+    r.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    r.add_argument("--seed", type=_non_negative_int, default=0)
+
+    rp = sub.add_parser("reproduce", help="run the notebooks headless with papermill (what `make reproduce` does)")
+    rp.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    rp.add_argument("--notebooks", nargs="+", default=None, help="file names in notebooks/ (default: 01 to 05)")
+
+    b = sub.add_parser("bench", help="benchmark the training step against a naive reference")
+    b.add_argument("--out", type=Path, default=None, help="default: results/bench.json")
+    b.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .config import get_config
+    from .paths import run_dir
+    from .train import train
+
+    config = get_config(
+        args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+        lam=args.lam, temperature=args.temperature, generative_input=args.generative_input,
+        precision=args.precision, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        n_train=args.n_train, dataset=args.dataset,
+    )
+    out = args.out or run_dir(config.profile, args.objective, config.train.seed)
+    result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   device=args.device)
+    last = result.history[-1] if result.history else {}
+    summary = ", ".join(f"{k} {last[k]:.4g}" for k in ("loss", "bits_per_dim", "con_loss") if k in last)
+    print(f"trained {args.objective} [{config.profile}] to step {result.step} in {result.wall_time_s:.1f} s"
+          f" ({summary}); checkpoint: {result.checkpoint}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_checkpoint, save_results
+
+    results = evaluate_checkpoint(args.ckpt, device=args.device, progress=not args.no_progress)
+    ckpt_dir = args.ckpt if args.ckpt.is_dir() else args.ckpt.parent
+    out = args.out or ckpt_dir / "evaluation.json"
+    save_results(results, out)
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, indent=2))
+    print(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            _train(args)
+        elif args.command == "evaluate":
+            _evaluate(args)
+        elif args.command == "fetch-data":
+            from .data import fetch_data
+
+            print(fetch_data(args.dataset))
+        elif args.command == "report":
+            from .report import make_report
+
+            make_report(args.profile, seed=args.seed)
+        elif args.command == "reproduce":
+            from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
+
+            run_notebooks(args.profile, args.notebooks or DEFAULT_NOTEBOOKS)
+        elif args.command == "bench":
+            from .bench import run_benchmarks
+
+            run_benchmarks(out=args.out, quick=args.quick)
+    except HybridlibError as e:
+        print(f"hybridlib: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hybridlib: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+    return 0

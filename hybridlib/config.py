@@ -1,0 +1,227 @@
+"""Configuration: three profiles from one switch, plus validated overrides.
+
+A profile fixes data, model and training budget so that the three objectives
+(contrastive, generative, hybrid) differ only in their loss:
+
+- ``smoke``: seconds on a laptop; scikit-learn's embedded 8x8 digits. For tests.
+- ``cpu``:   real results on 2 CPU cores; Fashion-MNIST at 14x14, 8 grey levels.
+- ``gpu``:   one GPU; CIFAR-10 at 32x32 with a 512-colour (9-bit) k-means palette.
+
+``auto`` picks ``gpu`` when CUDA is available, else ``cpu``. The environment
+variable ``HYBRIDLIB_PROFILE`` sets the default for the notebooks and the CLI.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import torch
+
+from .errors import ConfigError
+
+OBJECTIVES = ("contrastive", "generative", "hybrid")
+PROFILES = ("smoke", "cpu", "gpu")
+PROFILE_CHOICES = PROFILES + ("auto",)
+DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn")
+RGB_DATASETS = ("cifar10", "cifar100", "svhn")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"
+    image_size: int = 8  # images are resized to image_size x image_size
+    levels: int = 4  # grey levels per pixel (grayscale data sets)
+    palette_size: int = 512  # k-means colours (RGB data sets); 512 = 9 bits as in iGPT
+    patch_size: int = 1  # pixels per token side; a token is a patch_size x patch_size block
+    n_train: int | None = None  # use the first n_train training images (None: all)
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.dataset in RGB_DATASETS else 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct image tokens."""
+        if self.channels == 3:
+            return self.palette_size
+        return self.levels ** (self.patch_size**2)
+
+    @property
+    def seq_len(self) -> int:
+        """Number of image tokens per image."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def dims_per_token(self) -> int:
+        """Pixel-channel values one token stands for: bits/dim divides by this."""
+        return self.patch_size**2 * self.channels
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 256
+    seq_len: int = 16  # image tokens per image (the model sees one more: a start token)
+    d_model: int = 32
+    n_head: int = 2
+    n_encoder_layers: int = 1
+    n_decoder_layers: int = 1
+    proj_dim: int = 32  # output size of the contrastive projection head
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    objective: str = "hybrid"
+    seed: int = 0
+    steps: int = 40
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 5
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    temperature: float = 0.2  # NT-Xent temperature
+    lam: float = 1.0  # hybrid weight: L = L_gen + lam * L_con
+    generative_input: str = "views"  # hybrid: "views" (one pass per view) or "clean"
+    crop_scale: float = 0.6  # smallest area fraction kept by the random resized crop
+    hflip: bool = True  # horizontal flips (off for digits, where they change the class)
+    jitter: float = 0.4  # brightness/contrast jitter strength
+    checkpoint_every: int = 20
+    log_every: int = 5
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA), "fp32" or "bf16"
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        try:
+            return cls(
+                profile=d["profile"],
+                data=DataConfig(**d["data"]),
+                model=ModelConfig(**d["model"]),
+                train=TrainConfig(**d["train"]),
+            )
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"not a hybridlib configuration ({e}); was it written by another version?") from e
+
+
+def _profile(name: str) -> Config:
+    if name == "smoke":
+        data = DataConfig(dataset="digits", image_size=8, levels=4, patch_size=2)
+        model = ModelConfig(d_model=32, n_head=2, n_encoder_layers=1, n_decoder_layers=1, proj_dim=32)
+        train = TrainConfig(steps=40, batch_size=64, warmup_steps=5, hflip=False, checkpoint_every=20, log_every=5)
+    elif name == "cpu":
+        # 2x2-pixel tokens: 49 tokens per image instead of 196, so attention and the MLPs
+        # cost ~4x less per image and a 2-core laptop sees ~4x more images in the same time.
+        # The likelihood stays exact per pixel (a token's 4096 values are the joint of 4 pixels).
+        data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
+        model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
+        train = TrainConfig(steps=1200, batch_size=128, warmup_steps=60, checkpoint_every=200, log_every=20)
+    elif name == "gpu":
+        data = DataConfig(dataset="cifar10", image_size=32, palette_size=512, patch_size=1)
+        model = ModelConfig(d_model=384, n_head=6, n_encoder_layers=4, n_decoder_layers=4, proj_dim=128)
+        train = TrainConfig(steps=4000, batch_size=128, warmup_steps=200, lr=6e-4, checkpoint_every=500, log_every=50)
+    else:
+        raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
+    model = replace(model, vocab_size=data.vocab_size, seq_len=data.seq_len)
+    return Config(profile=name, data=data, model=model, train=train)
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """Turn ``None`` (the HYBRIDLIB_PROFILE variable, else auto) or ``auto`` into a profile name."""
+    if profile is None:
+        profile = os.environ.get("HYBRIDLIB_PROFILE", "auto") or "auto"
+    if profile == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
+    return profile
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def get_config(profile: str | None = None, objective: str = "hybrid", **overrides: Any) -> Config:
+    """The configuration of a profile, with ``overrides`` given by field name (e.g. ``steps=100``).
+
+    ``None`` values are ignored, so command-line options can be passed straight through.
+    """
+    config = _profile(resolve_profile(profile))
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    overrides["objective"] = objective
+    updates: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    for key, value in overrides.items():
+        section = next((s for s, cls in _SECTIONS.items() if key in {f.name for f in fields(cls)}), None)
+        if section is None:
+            valid = sorted(f.name for cls in _SECTIONS.values() for f in fields(cls))
+            raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(valid)}")
+        updates[section][key] = value
+    data = replace(config.data, **updates["data"])
+    model = replace(config.model, **updates["model"])
+    if updates["data"]:  # token shape follows the data unless set explicitly
+        model = replace(model, vocab_size=updates["model"].get("vocab_size", data.vocab_size),
+                        seq_len=updates["model"].get("seq_len", data.seq_len))
+    config = Config(profile=config.profile, data=data, model=model, train=replace(config.train, **updates["train"]))
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Raise ConfigError naming the first invalid value and the valid choices."""
+    d, m, t = config.data, config.model, config.train
+    if t.objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {t.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if d.dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {d.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    positive = {
+        "image_size": d.image_size, "levels": d.levels, "palette_size": d.palette_size, "patch_size": d.patch_size,
+        "d_model": m.d_model, "n_head": m.n_head, "n_encoder_layers": m.n_encoder_layers, "proj_dim": m.proj_dim,
+        "steps": t.steps, "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
+        "checkpoint_every": t.checkpoint_every, "log_every": t.log_every,
+    }
+    for name, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+    non_negative = {"n_decoder_layers": m.n_decoder_layers, "warmup_steps": t.warmup_steps, "lam": t.lam,
+                    "weight_decay": t.weight_decay, "grad_clip": t.grad_clip, "dropout": m.dropout}
+    for name, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{name} must be zero or positive, got {value!r}")
+    if d.n_train is not None and d.n_train <= 0:
+        raise ConfigError(f"n_train must be positive, got {d.n_train!r}")
+    if d.levels < 2:
+        raise ConfigError(f"levels must be at least 2, got {d.levels}")
+    if d.image_size % d.patch_size:
+        raise ConfigError(f"image_size {d.image_size} is not divisible by patch_size {d.patch_size}")
+    if d.channels == 3 and d.patch_size != 1:
+        raise ConfigError("RGB data sets use one palette token per pixel: set patch_size=1")
+    if m.d_model % m.n_head:
+        raise ConfigError(f"d_model {m.d_model} is not divisible by n_head {m.n_head}")
+    if m.n_decoder_layers == 0 and t.objective != "contrastive":
+        raise ConfigError("the generative and hybrid objectives need n_decoder_layers >= 1")
+    if t.objective != "generative" and t.batch_size < 2:
+        raise ConfigError("contrastive objectives need batch_size >= 2 (negatives come from the batch)")
+    if t.generative_input not in ("views", "clean"):
+        raise ConfigError(f"unknown generative_input {t.generative_input!r}; choose one of: views, clean")
+    if t.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown precision {t.precision!r}; choose one of: auto, fp32, bf16")
+    if not 0 < t.crop_scale <= 1:
+        raise ConfigError(f"crop_scale must be in (0, 1], got {t.crop_scale}")
+    if not 0 <= t.min_lr_ratio <= 1:
+        raise ConfigError(f"min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
+
+
+__all__ = [
+    "OBJECTIVES", "PROFILES", "PROFILE_CHOICES", "DATASETS", "Config", "DataConfig", "ModelConfig",
+    "TrainConfig", "get_config", "resolve_profile", "validate"
+]

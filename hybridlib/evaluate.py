@@ -1,0 +1,307 @@
+"""Evaluation on five axes, one call per model:
+
+1. discriminative: linear probe (scikit-learn logistic regression on frozen features) and kNN (cosine);
+2. out-of-distribution detection: AUROC and FPR at 95 % TPR of several scores against several OOD sets;
+3. corruption robustness: probe accuracy on corrupted test images, 10 corruptions x 5 severities;
+4. calibration: expected calibration error of the probe (15 bins), clean and corrupted;
+5. generative: test bits/dim (the trained models only).
+
+Baselines: ``raw_pixels`` (the quantized pixels the model sees, as features) and ``random_init``
+(an untrained encoder of the same shape). Scores are oriented so that higher means "more OOD".
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write, load_model
+from .config import Config
+from .corruptions import CORRUPTIONS, corrupt
+from .data import PreparedData, load_dataset, prepare_data, resize
+from .errors import DataError
+from .losses import image_bits_per_dim
+from .model import HybridTransformer
+
+SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_mean", "corruption_acc_mean", "ece")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n_probe_train: int = 20_000  # training images for the probe and the kNN index
+    n_test: int | None = None  # test images for accuracy and bits/dim (None: all)
+    n_ood: int = 2_000  # images per OOD set (and in-distribution test images they are compared with)
+    n_corrupt: int = 1_000  # test images per corruption and severity
+    knn_k: int = 20
+    batch_size: int = 512
+    seed: int = 0
+
+
+def eval_config_for(profile: str) -> EvalConfig:
+    if profile == "smoke":
+        return EvalConfig(n_probe_train=2_000, n_ood=300, n_corrupt=200)
+    return EvalConfig()
+
+
+# ---------------------------------------------------------------- metrics
+
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> tuple[float, float]:
+    """(AUROC, FPR at 95 % TPR) of telling OOD (positive, higher score) from in-distribution."""
+    y = np.r_[np.zeros(len(in_scores)), np.ones(len(out_scores))]
+    s = np.r_[in_scores, out_scores]
+    fpr, tpr, _ = roc_curve(y, s)
+    return float(roc_auc_score(y, s)), float(fpr[np.searchsorted(tpr, 0.95, side="left")])
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """ECE: the gap |accuracy - confidence| of equal-width confidence bins, weighted by bin size."""
+    bins = reliability_bins(probs, labels, n_bins)
+    n = len(labels)
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]))
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> list[dict[str, float]]:
+    """Per confidence bin: count, mean confidence and accuracy (for the reliability diagram)."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    which = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        m = which == b
+        out.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": int(m.sum()),
+                    "confidence": float(confidence[m].mean()) if m.any() else float("nan"),
+                    "accuracy": float(correct[m].mean()) if m.any() else float("nan")})
+    return out
+
+
+def fit_linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0):
+    """Standardised features, multinomial logistic regression (L-BFGS). Returns the fitted pipeline."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0, random_state=seed))
+    return probe.fit(features, labels)
+
+
+def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
+                 k: int = 20) -> float:
+    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute").fit(train, train_labels)
+    return float((knn.predict(test) == test_labels).mean())
+
+
+def knn_distance(train: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray:
+    """Mean cosine distance of each query to its k nearest training features (an OOD score)."""
+    a = torch.nn.functional.normalize(torch.from_numpy(train).float(), dim=1)
+    q = torch.nn.functional.normalize(torch.from_numpy(query).float(), dim=1)
+    out = [(1 - (q[i : i + 1024] @ a.T).topk(k, dim=1).values).mean(1) for i in range(0, len(q), 1024)]
+    return torch.cat(out).numpy()
+
+
+# ---------------------------------------------------------------- features
+
+FeatureFn = Callable[[Tensor], Tensor]  # (B, C, H, W) images in [0, 1] -> (B, D) features
+
+
+def model_features(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> FeatureFn:
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def features(images: Tensor) -> Tensor:
+        out = [model.encode(data.tokenizer.encode(images[i : i + batch_size]).to(device)).float().cpu()
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out)
+
+    return features
+
+
+def pixel_features(data: PreparedData) -> FeatureFn:
+    """The quantized pixels the model sees, flattened: the raw-pixel baseline."""
+    def features(images: Tensor) -> Tensor:
+        return data.tokenizer.decode(data.tokenizer.encode(images)).flatten(1)
+
+    return features
+
+
+@torch.no_grad()
+def bits_per_image(model: HybridTransformer, data: PreparedData, images: Tensor, batch_size: int = 512) -> Tensor:
+    """(N,) bits/dim of each image under the model's autoregressive likelihood."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        tokens = data.tokenizer.encode(images[i : i + batch_size]).to(device)
+        logits = model.forward_decoder(model.forward_encoder(tokens))
+        out.append(image_bits_per_dim(logits, tokens, data.config.dims_per_token).cpu())
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------- OOD sets
+
+def ood_sets(data: PreparedData, n: int, seed: int = 0) -> dict[str, Tensor]:
+    """Out-of-distribution images at the data's resolution, all available offline where possible."""
+    g = torch.Generator().manual_seed(seed)
+    test = data.test_images[:n]
+    size, ch = data.config.image_size, data.config.channels
+    sets: dict[str, Tensor] = {}
+    if ch == 1 and data.config.dataset != "digits":
+        sets["digits"] = resize(load_dataset("digits").test_images, size)[:n]
+    if ch == 1 and data.config.dataset == "fashion-mnist":
+        try:
+            sets["mnist"] = resize(load_dataset("mnist", download=False).test_images, size)[:n]
+        except DataError:
+            pass  # only when already downloaded: evaluation never needs the network
+    if ch == 3:
+        for name in ("svhn", "cifar100") if data.config.dataset == "cifar10" else ():
+            try:
+                sets[name] = resize(load_dataset(name).test_images, size)[:n]
+            except DataError:
+                pass
+    sets["vflip"] = test.flip(-2)
+    mean, std = float(test.mean()), float(test.std())
+    sets["gaussian_noise"] = (mean + std * torch.randn(len(test), ch, size, size, generator=g)).clamp(0, 1)
+    sets["uniform_noise"] = torch.rand(len(test), ch, size, size, generator=g)
+    sets["constant"] = torch.rand(len(test), ch, 1, 1, generator=g).expand(-1, -1, size, size).contiguous()
+    return sets
+
+
+# ---------------------------------------------------------------- one model, all axes
+
+def evaluate_features(
+    name: str,
+    features: FeatureFn,
+    data: PreparedData,
+    cfg: EvalConfig = EvalConfig(),
+    likelihood: Callable[[Tensor], Tensor] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Every axis for one representation. ``likelihood``: images -> bits/dim per image, if the model has one."""
+    t0 = time.perf_counter()
+    n_train = min(cfg.n_probe_train, len(data.train_images))
+    n_test = len(data.test_images) if cfg.n_test is None else min(cfg.n_test, len(data.test_images))
+    steps = 4 + len(CORRUPTIONS)
+    bar = tqdm(total=steps, desc=f"evaluate {name}", disable=not progress, leave=False)
+
+    train_x, test_x = data.train_images[:n_train], data.test_images[:n_test]
+    y_train, y_test = data.train_labels[:n_train].numpy(), data.test_labels[:n_test].numpy()
+    f_train, f_test = features(train_x).numpy(), features(test_x).numpy()
+    bar.update()
+
+    probe = fit_linear_probe(f_train, y_train, cfg.seed)
+    probs = probe.predict_proba(f_test)
+    result: dict[str, Any] = {
+        "name": name,
+        "feature_dim": int(f_train.shape[1]),
+        "linear_probe_acc": float((probs.argmax(1) == y_test).mean()),
+        "knn_acc": knn_accuracy(f_train, y_train, f_test, y_test, cfg.knn_k),
+        "ece": expected_calibration_error(probs, y_test),
+        "reliability": reliability_bins(probs, y_test),
+    }
+    bar.update()
+
+    # OOD: each score type against each OOD set; a model is judged by its best score type
+    n_ood = min(cfg.n_ood, n_test)
+    sets = ood_sets(data, n_ood, cfg.seed)
+    scores: dict[str, Callable[[Tensor], np.ndarray]] = {
+        "knn_distance": lambda x: knn_distance(f_train, features(x).numpy()),
+    }
+    if likelihood is not None:
+        scores["likelihood"] = lambda x: likelihood(x).numpy()
+    ood: dict[str, dict[str, dict[str, float]]] = {}
+    for score_name, score in scores.items():
+        in_scores = score(test_x[:n_ood])
+        ood[score_name] = {}
+        for set_name, images in sets.items():
+            a, fpr = auroc(in_scores, score(images))
+            ood[score_name][set_name] = {"auroc": a, "fpr95": fpr}
+    means = {s: float(np.mean([v["auroc"] for v in per_set.values()])) for s, per_set in ood.items()}
+    best = max(means, key=means.get)
+    result.update({"ood": ood, "ood_auroc_mean_by_score": means, "ood_best_score": best,
+                   "ood_auroc_mean": means[best]})
+    bar.update()
+
+    # corruptions: the probe trained on clean features, applied to corrupted test images
+    n_c = min(cfg.n_corrupt, n_test)
+    clean_c, y_c = test_x[:n_c], y_test[:n_c]
+    per_corruption: dict[str, list[float]] = {}
+    eces = []
+    for cname in CORRUPTIONS:
+        accs = []
+        for severity in range(1, 6):
+            p = probe.predict_proba(features(corrupt(clean_c, cname, severity, cfg.seed)).numpy())
+            accs.append(float((p.argmax(1) == y_c).mean()))
+            eces.append(expected_calibration_error(p, y_c))
+        per_corruption[cname] = accs
+        bar.update()
+    result.update({
+        "corruption": per_corruption,
+        "corruption_acc_mean": float(np.mean([a for accs in per_corruption.values() for a in accs])),
+        "ece_corrupted": float(np.mean(eces)),
+    })
+
+    if likelihood is not None:
+        result["test_bits_per_dim"] = float(likelihood(test_x).mean())
+    bar.update()
+    bar.close()
+    result["eval_time_s"] = time.perf_counter() - t0
+    return result
+
+
+def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg: EvalConfig = EvalConfig(),
+                   generative: bool = True, progress: bool = True) -> dict[str, Any]:
+    """All axes for a transformer; ``generative=False`` skips the likelihood (untrained decoders)."""
+    model.eval()
+    likelihood = (lambda x: bits_per_image(model, data, x, cfg.batch_size)) if generative else None
+    return evaluate_features(name, model_features(model, data, cfg.batch_size), data, cfg, likelihood, progress)
+
+
+def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = EvalConfig(),
+                       device: str | torch.device = "cpu", progress: bool = True) -> dict[str, dict[str, Any]]:
+    """``raw_pixels`` and ``random_init`` (an untrained encoder of the same shape, seeded)."""
+    torch.manual_seed(cfg.seed)
+    random_model = HybridTransformer(config.model).to(device)
+    return {
+        "raw_pixels": evaluate_features("raw_pixels", pixel_features(data), data, cfg, None, progress),
+        "random_init": evaluate_model(random_model, data, "random_init", cfg, generative=False, progress=progress),
+    }
+
+
+def evaluate_checkpoint(path: Path | str, device: str | torch.device | None = None, progress: bool = True,
+                        cfg: EvalConfig | None = None, data: PreparedData | None = None) -> dict[str, Any]:
+    """Evaluate one checkpoint on every axis; the dict also records its profile, objective and step."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, config, state = load_model(path, device)
+    data = data if data is not None else prepare_data(config.data)
+    cfg = cfg or eval_config_for(config.profile)
+    result = evaluate_model(model, data, config.train.objective, cfg, progress=progress)
+    result.update({"profile": config.profile, "objective": config.train.objective, "seed": config.train.seed,
+                   "dataset": config.data.dataset, "step": int(state["step"]), "checkpoint": str(path)})
+    return result
+
+
+def save_results(results: dict[str, Any], path: Path | str) -> None:
+    """Write results as JSON (NaN becomes null, so any JSON reader accepts it)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    atomic_write(Path(path), lambda f: f.write(json.dumps(clean(results), indent=2).encode()))
+
+
+def summary_table(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model with the headline numbers (missing ones as None)."""
+    keys = SUMMARY_KEYS + ("test_bits_per_dim", "ood_best_score")
+    return [{"model": name, **{k: r.get(k) for k in keys}} for name, r in models.items()]

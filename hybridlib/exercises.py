@@ -1,0 +1,51 @@
+"""Answer checks for the notebooks' exercises. Expected values are computed, not stored."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+
+def _vocab_levels4_patch3() -> float:
+    return 4 ** (3 * 3)
+
+
+def _nt_xent_two_orthogonal() -> float:
+    from .losses import nt_xent
+
+    e = torch.eye(2)
+    return float(nt_xent(e, e.clone(), temperature=0.5))
+
+
+def _bits_per_dim_half() -> float:
+    # a model that gives every true 2x2-patch token probability 1/16 = 2**-4 spends 4 bits on 4 pixels
+    from .losses import bits_per_dim
+
+    return float(bits_per_dim(-math.log(1 / 16), dims_per_token=4))
+
+
+def _hybrid_lam_for_equal_terms() -> float:
+    # at initialisation L_gen ~ ln(4096) (uniform over the cpu profile's vocabulary) and
+    # L_con ~ ln(2N - 1) with N = 128: the lambda that gives both terms equal weight
+    return math.log(4096) / math.log(2 * 128 - 1)
+
+
+EXERCISES: dict[str, tuple[Callable[[], float], str]] = {
+    "tokens-vocab": (_vocab_levels4_patch3, "a token is levels ** (pixels per patch)"),
+    "nt-xent-orthogonal": (_nt_xent_two_orthogonal, "each row's partner has cosine 1, the two others cosine 0"),
+    "bits-per-dim": (_bits_per_dim_half, "bits per token = -log2 p; divide by the pixels per token"),
+    "hybrid-lambda": (_hybrid_lam_for_equal_terms, "compare ln(vocabulary) with ln(2N - 1)"),
+}
+
+
+def check(name: str, answer: Any, rel: float = 1e-3) -> bool:
+    """Print whether ``answer`` is right (within ``rel``); unanswered (None) just says so."""
+    expected_fn, hint = EXERCISES[name]
+    if answer is None:
+        print(f"{name}: not answered yet (hint: {hint})")
+        return False
+    expected = expected_fn()
+    right = math.isclose(float(answer), expected, rel_tol=rel)
+    print(f"{name}: {'correct' if right else 'not quite'}" + ("" if right else f" (hint: {hint})"))
+    return right

@@ -1,0 +1,111 @@
+"""Losses: NT-Xent (SimCLR), the autoregressive likelihood in bits per dimension, and the
+three objectives that share one architecture and differ only in their loss:
+
+    contrastive:  L = L_con
+    generative:   L = L_gen
+    hybrid:       L = L_gen + lam * L_con
+
+L_gen is the next-token cross-entropy in nats per token; bits/dim divides it by
+ln 2 and by the number of pixel-channel values a token stands for.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import TrainConfig
+from .model import HybridTransformer
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """Normalized-temperature cross-entropy of SimCLR.
+
+    z1, z2: (N, p) projections of two views of the same N images. Each of the 2N projections
+    must pick its partner out of the other 2N - 1 by cosine similarity / temperature.
+    """
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, p)
+    sim = z @ z.T / temperature  # (2N, 2N)
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, partner)
+
+
+def token_nll(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B, T, V) logits, (B, T) targets -> mean negative log-likelihood in nats per token."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+
+def bits_per_dim(nll_nats_per_token: Tensor | float, dims_per_token: int) -> Tensor | float:
+    """Nats per token -> bits per pixel-channel value."""
+    return nll_nats_per_token / (math.log(2) * dims_per_token)
+
+
+def image_bits_per_dim(logits: Tensor, targets: Tensor, dims_per_token: int) -> Tensor:
+    """(B, T, V) logits, (B, T) targets -> (B,) bits/dim of each image (an OOD score)."""
+    b, t, v = logits.shape
+    # flattened (B*T, V): a transposed (B, V, T) input is several times slower on the CPU
+    nll = F.cross_entropy(logits.reshape(-1, v).float(), targets.reshape(-1), reduction="none").view(b, t)
+    return nll.mean(dim=1) / (math.log(2) * dims_per_token)
+
+
+def _gather(z: Tensor) -> Tensor:
+    """All ranks' rows of z, differentiably (SimCLR draws negatives from the global batch)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(z))
+
+
+class Objective(nn.Module):
+    """The training loss of one objective, as a module so DistributedDataParallel can wrap it.
+
+    forward(clean, view1, view2) -> dict with "loss" (to minimise) and the terms to log:
+    "gen_nll" (nats/token), "bits_per_dim", "con_loss". Tensors are (B, T) tokens; the views
+    are None for the generative objective.
+    """
+
+    def __init__(self, model: HybridTransformer, cfg: TrainConfig, dims_per_token: int) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = cfg.objective
+        self.temperature = cfg.temperature
+        self.lam = cfg.lam
+        self.generative_input = cfg.generative_input
+        self.dims_per_token = dims_per_token
+
+    @property
+    def uses_views(self) -> bool:
+        return self.objective != "generative"
+
+    def forward(self, clean: Tensor, view1: Tensor | None = None, view2: Tensor | None = None) -> dict[str, Tensor]:
+        m = self.model
+        out: dict[str, Tensor] = {}
+        if self.objective == "generative":
+            gen_tokens = clean
+            h = m.forward_encoder(clean)
+        else:
+            n = view1.shape[0]
+            gen_from_clean = self.objective == "hybrid" and self.generative_input == "clean"
+            both = torch.cat([view1, view2, clean] if gen_from_clean else [view1, view2])  # one pass
+            h_all = m.forward_encoder(both)
+            z = m.proj_head(m.representation(h_all[: 2 * n]))
+            out["con_loss"] = nt_xent(_gather(z[:n]), _gather(z[n:]), self.temperature)
+            h = h_all[2 * n :] if gen_from_clean else h_all
+            gen_tokens = clean if gen_from_clean else both
+        if self.objective != "contrastive":
+            out["gen_nll"] = token_nll(m.forward_decoder(h), gen_tokens)
+            out["bits_per_dim"] = bits_per_dim(out["gen_nll"].detach(), self.dims_per_token)
+        if self.objective == "generative":
+            out["loss"] = out["gen_nll"]
+        elif self.objective == "contrastive":
+            out["loss"] = out["con_loss"]
+        else:
+            out["loss"] = out["gen_nll"] + self.lam * out["con_loss"]
+        return out

@@ -1,0 +1,153 @@
+"""One causal transformer: the first blocks are the encoder, the rest the decoder.
+
+    tokens (B, T) --[start token + embeddings]--> (B, T+1, d)
+        --> encoder blocks --> h (B, T+1, d) --> LayerNorm, mean over positions --> representation (B, d)
+                                                                              --> projection head --> z (B, p)
+        --> decoder blocks --> LayerNorm --> next-token logits (B, T, V)
+
+The sequence starts with a learned start token, so the decoder predicts every image token
+(an exact autoregressive likelihood) and the encoder's last position has seen the whole image.
+Attention is causal everywhere, as in iGPT, so generation needs nothing extra.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import ModelConfig
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model),
+            nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class HybridTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.start_token = cfg.vocab_size  # one extra embedding row
+        self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.d_model)
+        self.pos_emb = nn.Parameter(torch.zeros(1, cfg.seq_len + 1, cfg.d_model))
+        self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_encoder_layers))
+        self.ln_rep = nn.LayerNorm(cfg.d_model)
+        self.proj_head = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.proj_dim)
+        )
+        self.decoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_decoder_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        nn.init.normal_(self.pos_emb, std=0.02)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * (cfg.n_encoder_layers + cfg.n_decoder_layers)))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward_encoder(self, tokens: Tensor) -> Tensor:
+        """(B, T) image tokens -> (B, T+1, d) encoder output; position 0 is the start token."""
+        b, t = tokens.shape
+        start = torch.full((b, 1), self.start_token, dtype=tokens.dtype, device=tokens.device)
+        x = self.tok_emb(torch.cat([start, tokens], dim=1)) + self.pos_emb[:, : t + 1]
+        for block in self.encoder:
+            x = block(x)
+        return x
+
+    def representation(self, h: Tensor) -> Tensor:
+        """(B, T+1, d) encoder output -> (B, d): layer-normed, mean-pooled over positions."""
+        return self.ln_rep(h).mean(dim=1)
+
+    def decoder_hidden(self, h: Tensor) -> Tensor:
+        """(B, T+1, d) encoder output -> (B, T+1, d) final hidden states; position i predicts token i."""
+        for block in self.decoder:
+            h = block(h)
+        return self.ln_f(h)
+
+    def forward_decoder(self, h: Tensor) -> Tensor:
+        """(B, T+1, d) encoder output -> (B, T, V) logits of each next image token."""
+        return self.head(self.decoder_hidden(h)[:, :-1])  # the last position has no next token
+
+    def forward(self, tokens: Tensor, decode: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
+        """(B, T) tokens -> (logits (B, T, V) or None, representation (B, d), projection z (B, p)).
+
+        ``decode=False`` skips the decoder (the contrastive-only objective does not use it).
+        """
+        h = self.forward_encoder(tokens)
+        rep = self.representation(h)
+        z = self.proj_head(rep)
+        logits = self.forward_decoder(h) if decode else None
+        return logits, rep, z
+
+    @torch.no_grad()
+    def encode(self, tokens: Tensor) -> Tensor:
+        """(B, T) tokens -> (B, d) representation, for probes and retrieval."""
+        return self.representation(self.forward_encoder(tokens))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        prompt: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample n images' tokens (n, T). With ``prompt`` (n, P), its P tokens are kept and the rest sampled."""
+        device = self.pos_emb.device
+        tokens = prompt.to(device) if prompt is not None else torch.zeros(n, 0, dtype=torch.long, device=device)
+        for _ in range(self.cfg.seq_len - tokens.shape[1]):
+            # the decoder's output at the last position predicts the next token
+            last = self.decoder_hidden(self.forward_encoder(tokens))[:, -1]
+            logits = self.head(last).float() / max(temperature, 1e-6)
+            probs = F.softmax(logits, dim=-1)
+            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)
+            tokens = torch.cat([tokens, nxt], dim=1)
+        return tokens
+
+    @torch.no_grad()
+    def complete(self, tokens: Tensor, n_given: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """Keep the first ``n_given`` tokens of each sequence (the top rows of an image) and sample the rest."""
+        return self.generate(tokens.shape[0], temperature, prompt=tokens[:, :n_given], generator=generator)

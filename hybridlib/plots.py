@@ -1,0 +1,175 @@
+"""Figures for the notebooks and the report. Each function returns a matplotlib Figure."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import Tensor
+
+MODEL_COLOURS = {"contrastive": "tab:blue", "generative": "tab:orange", "hybrid": "tab:green",
+                 "raw_pixels": "tab:gray", "random_init": "lightgray"}
+
+
+def show_images(images: Tensor, nrow: int = 8, titles: Sequence[str] | None = None, scale: float = 1.2,
+                suptitle: str | None = None) -> plt.Figure:
+    """A grid of (N, C, H, W) images in [0, 1]."""
+    n = len(images)
+    ncol = min(nrow, n)
+    rows = math.ceil(n / ncol)
+    fig, axes = plt.subplots(rows, ncol, figsize=(scale * ncol, scale * rows + (0.3 if suptitle else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = images[i].detach().cpu().float()
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_rows(rows: dict[str, Tensor], scale: float = 1.0) -> plt.Figure:
+    """Several labelled rows of images, e.g. originals / view 1 / view 2."""
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n, figsize=(scale * n, scale * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                img = images[c].detach().cpu().float()
+                if img.shape[0] == 1:
+                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                else:
+                    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict[str, float]], keys: Sequence[str], title: str = "") -> plt.Figure:
+    """Training curves: one panel per key, against the step."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+    steps = [row["step"] for row in history]
+    for ax, key in zip(axes[0], keys):
+        ax.plot(steps, [row.get(key, float("nan")) for row in history])
+        ax.set_xlabel("step")
+        ax.set_title(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def compare_histories(histories: dict[str, list[dict[str, float]]], key: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, history in histories.items():
+        ax.plot([r["step"] for r in history], [r.get(key, float("nan")) for r in history], label=name,
+                color=MODEL_COLOURS.get(name))
+    ax.set_xlabel("step")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
+    """One panel per metric, one bar per model (missing values are left out)."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        names = [n for n in models if models[n].get(key) is not None]
+        values = [models[n][key] for n in names]
+        bars = ax.bar(range(len(names)), values, color=[MODEL_COLOURS.get(n, "tab:purple") for n in names])
+        ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        if values:
+            lo, hi = min(values), max(values)
+            ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo + 1e-3) - 0.05), hi + 0.15 * (hi - lo + 1e-3) + 0.02)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_curves(models: dict[str, dict[str, Any]]) -> plt.Figure:
+    """Probe accuracy against severity (0 = clean), averaged over corruptions."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, r in models.items():
+        per_severity = np.mean(np.array(list(r["corruption"].values())), axis=0)
+        ax.plot(range(6), [r["linear_probe_acc"], *per_severity], marker="o", label=name,
+                color=MODEL_COLOURS.get(name))
+    ax.set_xlabel("severity (0 = clean)")
+    ax.set_ylabel("linear-probe accuracy")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagrams(models: dict[str, dict[str, Any]]) -> plt.Figure:
+    fig, axes = plt.subplots(1, len(models), figsize=(2.8 * len(models), 2.9), squeeze=False)
+    for ax, (name, r) in zip(axes[0], models.items()):
+        bins = [b for b in r["reliability"] if b["count"]]
+        centres = [(b["lower"] + b["upper"]) / 2 for b in bins]
+        ax.bar(centres, [b["accuracy"] for b in bins], width=1 / len(r["reliability"]), edgecolor="k",
+               color=MODEL_COLOURS.get(name, "tab:purple"), alpha=0.8)
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set_title(f"{name}\nECE {r['ece']:.3f}", fontsize=8)
+        ax.set_xlabel("confidence", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
+    """AUROC of each model's best score type on each OOD set."""
+    names = list(models)
+    sets = list(next(iter(models.values()))["ood"]["knn_distance"])
+    grid = np.array([[models[n]["ood"][models[n]["ood_best_score"]][s]["auroc"] for s in sets] for n in names])
+    fig, ax = plt.subplots(figsize=(1.1 * len(sets) + 2, 0.5 * len(names) + 1.2))
+    im = ax.imshow(grid, cmap="viridis", vmin=0.5, vmax=1.0)
+    ax.set_xticks(range(len(sets)), [s.replace("_", "\n") for s in sets], fontsize=8)
+    ax.set_yticks(range(len(names)), [f"{n} ({models[n]['ood_best_score']})" for n in names], fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(sets)):
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if grid[i, j] < 0.75 else "black")
+    fig.colorbar(im, ax=ax, label="AUROC")
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff_plot(lams: Sequence[float], metrics: dict[str, Sequence[float]], errors: dict[str, Sequence[float]] | None = None
+                  ) -> plt.Figure:
+    """Metrics against the hybrid weight lambda (log axis; lambda=0 is generative-only)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+    x = np.array(lams, dtype=float)
+    positive = x[x > 0]
+    x_plot = np.where(x > 0, x, positive.min() / 4 if len(positive) else 1e-3)
+    for ax, (key, values) in zip(axes[0], metrics.items()):
+        err = None if errors is None else errors.get(key)
+        ax.errorbar(x_plot, values, yerr=err, marker="o", capsize=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("λ (leftmost: generative only)")
+        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path) -> None:
+    """Save as PNG (what GitHub and nbval handle well) and close it."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

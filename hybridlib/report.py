@@ -1,0 +1,188 @@
+"""The comparison report: train what is missing, evaluate every model and baseline, write
+``results/<profile>/summary.json`` and ``summary.md`` with figures, and say plainly which of the
+paper's claims held in this run.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
+from .config import OBJECTIVES, Config, get_config
+from .data import PreparedData, prepare_data
+from .errors import CheckpointError
+from .evaluate import SUMMARY_KEYS, EvalConfig, eval_config_for, evaluate_baselines, evaluate_model, save_results
+from .paths import results_dir, run_dir
+from .train import train
+
+NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}
+COLUMNS = SUMMARY_KEYS + ("test_bits_per_dim",)
+
+
+def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedData | None = None,
+                  progress: bool = True, device: str | torch.device | None = None):
+    """Load the finished run in ``out_dir`` if its configuration matches, else train (resuming a partial run).
+
+    Returns a TrainResult-like object with ``model``, ``history`` and ``wall_time_s``.
+    """
+    from .train import TrainResult, read_history
+
+    out_dir = Path(out_dir) if out_dir is not None else run_dir(config.profile, config.train.objective, config.train.seed)
+    ckpt = out_dir / CHECKPOINT_NAME
+    if ckpt.exists():
+        state = load_checkpoint(ckpt)
+        if state["config"] == config.to_dict() and state["step"] >= config.train.steps:
+            model, _, _ = load_model(ckpt, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            return TrainResult(out_dir, config, model, read_history(out_dir), state["step"], state["wall_time_s"])
+    return train(config, out_dir, resume=True, overwrite=False, progress=progress, device=device, data=data)
+
+
+def load_trained(profile: str, objective: str, seed: int = 0, train_missing: bool | None = None,
+                 data: PreparedData | None = None, progress: bool = True):
+    """The model of an earlier notebook. Missing: trained here if ``train_missing`` (default: smoke
+    profile only, where it takes seconds), else one clear error saying what to run."""
+    config = get_config(profile, objective, seed=seed)
+    out_dir = run_dir(profile, objective, seed)
+    finished = (out_dir / CHECKPOINT_NAME).exists() and load_checkpoint(out_dir)["step"] >= config.train.steps
+    if not finished and not (profile == "smoke" if train_missing is None else train_missing):
+        raise CheckpointError(
+            f"no finished {objective} model for profile {profile!r} seed {seed} in {out_dir}: run notebooks/"
+            f"{NOTEBOOK_OF[objective]} or `python -m hybridlib train --objective {objective} --profile {profile}"
+            f" --seed {seed} --resume`")
+    return train_or_load(config, out_dir, data=data, progress=progress)
+
+
+def evaluate_all(profile: str, seed: int = 0, data: PreparedData | None = None, eval_cfg: EvalConfig | None = None,
+                 train_missing: bool | None = None, progress: bool = True) -> dict[str, Any]:
+    """Every model and baseline on every axis: the summary dict that summary.json holds."""
+    config = get_config(profile, "hybrid", seed=seed)
+    data = data if data is not None else prepare_data(config.data)
+    eval_cfg = eval_cfg or eval_config_for(profile)
+    models: dict[str, dict[str, Any]] = {}
+    training: dict[str, dict[str, Any]] = {}
+    for objective in OBJECTIVES:
+        run = load_trained(profile, objective, seed, train_missing, data, progress)
+        models[objective] = evaluate_model(run.model, data, objective, eval_cfg, progress=progress)
+        training[objective] = {"steps": run.step, "wall_time_s": run.wall_time_s,
+                               "final_train_loss": run.history[-1]["loss"] if run.history else None}
+    models.update(evaluate_baselines(config, data, eval_cfg, progress=progress))
+    return {
+        "profile": profile, "seed": seed, "dataset": config.data.dataset,
+        "image_size": config.data.image_size, "steps": config.train.steps, "batch_size": config.train.batch_size,
+        "training": training, "eval": eval_cfg.__dict__,
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "device": "cuda" if torch.cuda.is_available() else "cpu"},
+        "models": models,
+        "verdicts": [v.__dict__ for v in verdicts(models)],
+    }
+
+
+@dataclass
+class Verdict:
+    claim: str
+    held: bool
+    evidence: str
+
+
+def verdicts(models: dict[str, dict[str, Any]]) -> list[Verdict]:
+    """The paper's three claims, judged on this run's numbers (single seed: no error bars here)."""
+    c, g, h = models["contrastive"], models["generative"], models["hybrid"]
+    raw = models.get("raw_pixels")
+    out = [
+        Verdict("(a) contrastive learning gives a more discriminative representation than generative training",
+                c["linear_probe_acc"] > g["linear_probe_acc"],
+                f"linear probe: contrastive {c['linear_probe_acc']:.3f} vs generative {g['linear_probe_acc']:.3f}"),
+        Verdict("(b) generative training gives a more robust representation out of distribution than contrastive",
+                g["ood_auroc_mean"] > c["ood_auroc_mean"],
+                f"mean OOD AUROC (best score each): generative {g['ood_auroc_mean']:.3f} ({g['ood_best_score']}) vs "
+                f"contrastive {c['ood_auroc_mean']:.3f} ({c['ood_best_score']})"),
+        Verdict("(c1) the hybrid is at least as discriminative as contrastive-only",
+                h["linear_probe_acc"] >= c["linear_probe_acc"],
+                f"linear probe: hybrid {h['linear_probe_acc']:.3f} vs contrastive {c['linear_probe_acc']:.3f}"),
+        Verdict("(c2) the hybrid is at least as robust out of distribution as the better single objective",
+                h["ood_auroc_mean"] >= max(c["ood_auroc_mean"], g["ood_auroc_mean"]),
+                f"mean OOD AUROC: hybrid {h['ood_auroc_mean']:.3f} vs best single "
+                f"{max(c['ood_auroc_mean'], g['ood_auroc_mean']):.3f}"),
+        Verdict("(c3) the hybrid does not hurt generative performance (bits/dim within 3 % of generative-only)",
+                h["test_bits_per_dim"] <= 1.03 * g["test_bits_per_dim"],
+                f"test bits/dim: hybrid {h['test_bits_per_dim']:.4f} vs generative {g['test_bits_per_dim']:.4f}"),
+    ]
+    if raw is not None:
+        best = max(("contrastive", "generative", "hybrid"), key=lambda n: models[n]["linear_probe_acc"])
+        out.append(Verdict("(check) learned representations beat raw pixels on the linear probe",
+                           all(models[n]["linear_probe_acc"] > raw["linear_probe_acc"] for n in OBJECTIVES),
+                           f"best learned ({best}) {models[best]['linear_probe_acc']:.3f} vs raw pixels "
+                           f"{raw['linear_probe_acc']:.3f}"))
+    return out
+
+
+def markdown_table(models: dict[str, dict[str, Any]]) -> str:
+    head = "| model | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    rows = []
+    for name, r in models.items():
+        cells = [f"{r[c]:.3f}" if r.get(c) is not None else "–" for c in COLUMNS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *rows])
+
+
+def write_summary(summary: dict[str, Any], out_dir: Path | None = None, figures: bool = True) -> Path:
+    """Write summary.json, summary.md and the figures into results/<profile>/; returns the folder."""
+    from . import plots
+
+    out_dir = Path(out_dir) if out_dir is not None else results_dir() / summary["profile"]
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    save_results(summary, out_dir / "summary.json")
+    models = summary["models"]
+    if figures:
+        plots.save(plots.compare_bars(models, COLUMNS), out_dir / "figures" / "comparison.png")
+        plots.save(plots.corruption_curves(models), out_dir / "figures" / "corruption.png")
+        plots.save(plots.reliability_diagrams(models), out_dir / "figures" / "reliability.png")
+        plots.save(plots.ood_heatmap(models), out_dir / "figures" / "ood.png")
+    lines = [
+        f"# Results: profile `{summary['profile']}`, seed {summary['seed']}, {summary['dataset']}",
+        "",
+        f"{summary['steps']} training steps of batch {summary['batch_size']} per objective "
+        f"(equal steps: the three objectives see the same number of images). "
+        + ", ".join(f"{k} trained in {v['wall_time_s'] / 60:.1f} min" for k, v in summary["training"].items()) + ".",
+        "",
+        markdown_table(models),
+        "",
+        "Accuracies and AUROC are fractions; ECE is the linear probe's (15 bins); OOD AUROC is the mean over OOD "
+        "sets of each model's best score type (kNN distance or likelihood).",
+        "",
+        "## The paper's claims in this run",
+        "",
+        *[f"- {'HELD' if v['held'] else 'NOT HELD'}: {v['claim']} — {v['evidence']}" for v in summary["verdicts"]],
+        "",
+    ]
+    if "reproduce_wall_time_s" in summary:
+        lines += [f"Full `make reproduce` wall time: {summary['reproduce_wall_time_s'] / 60:.1f} min.", ""]
+    if figures:
+        lines += ["![comparison](figures/comparison.png)", "", "![corruption](figures/corruption.png)", "",
+                  "![ood](figures/ood.png)", "", "![reliability](figures/reliability.png)", ""]
+    (out_dir / "summary.md").write_text("\n".join(lines))
+    return out_dir
+
+
+def make_report(profile: str | None = None, seed: int = 0) -> Path:
+    """`python -m hybridlib report`: train what is missing, evaluate everything, write the report."""
+    from .config import resolve_profile
+
+    profile = resolve_profile(profile)
+    t0 = time.perf_counter()
+    summary = evaluate_all(profile, seed, train_missing=True)
+    summary["report_wall_time_s"] = time.perf_counter() - t0
+    out = write_summary(summary)
+    print((out / "summary.md").read_text())
+    return out
+
+
+def read_summary(profile: str) -> dict[str, Any]:
+    return json.loads((results_dir() / profile / "summary.json").read_text())

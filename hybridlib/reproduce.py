@@ -1,0 +1,73 @@
+"""`make reproduce`: run the notebooks in order, headless, with papermill.
+
+Executed notebooks go to ``results/<profile>/notebooks/``. For the ``cpu`` profile (the one whose
+outputs the repository shows on GitHub) they are also copied over ``notebooks/``, after papermill's
+timing metadata is scrubbed so that a re-run changes only what really changed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import resolve_profile
+from .paths import repo_root, results_dir
+
+DEFAULT_NOTEBOOKS = ("01_data_and_tokens.ipynb", "02_contrastive.ipynb", "03_generative.ipynb",
+                     "04_hybrid.ipynb", "05_evaluation.ipynb")
+PUBLISHED_PROFILE = "cpu"
+
+
+def scrub(nb: Any) -> Any:
+    """Drop volatile metadata: papermill's timings, execution timestamps, saved widget state."""
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            data.pop("application/vnd.jupyter.widget-view+json", None)  # text/plain of the bar stays
+    return nb
+
+
+def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOTEBOOKS,
+                  publish: bool | None = None) -> dict[str, Any]:
+    import nbformat
+    import papermill
+
+    profile = resolve_profile(profile)
+    publish = profile == PUBLISHED_PROFILE if publish is None else publish
+    src = repo_root() / "notebooks"
+    out_dir = results_dir() / profile / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["HYBRIDLIB_PROFILE"] = profile  # the kernels inherit it; no parameters are injected
+    log: dict[str, Any] = {"profile": profile, "notebooks": {}}
+    t_all = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} (profile {profile})", flush=True)
+        t0 = time.perf_counter()
+        out = out_dir / name
+        papermill.execute_notebook(str(src / name), str(out), kernel_name="python3", cwd=str(src),
+                                   progress_bar=True, request_save_on_cell_execute=False)
+        nb = scrub(nbformat.read(out, as_version=4))
+        nbformat.write(nb, out)
+        if publish:
+            shutil.copyfile(out, src / name)
+        log["notebooks"][name] = round(time.perf_counter() - t0, 1)
+        print(f"      done in {log['notebooks'][name] / 60:.1f} min", flush=True)
+    log["wall_time_s"] = round(time.perf_counter() - t_all, 1)
+    (results_dir() / profile / "reproduce_log.json").write_text(json.dumps(log, indent=2))
+    summary_path = results_dir() / profile / "summary.json"
+    if set(DEFAULT_NOTEBOOKS) <= set(names) and summary_path.exists():
+        from .report import write_summary
+
+        summary = json.loads(summary_path.read_text())
+        summary["reproduce_wall_time_s"] = log["wall_time_s"]
+        write_summary(summary)
+    print(f"make reproduce [{profile}]: {log['wall_time_s'] / 60:.1f} min; report in {results_dir() / profile}")
+    return log
+

@@ -1,0 +1,272 @@
+"""The training loop shared by the three objectives, on one device or many (torchrun + DDP).
+
+Everything random in a step (which images, which crops) is a pure function of (seed, step, rank),
+so a run resumed from a checkpoint replays exactly what the uninterrupted run would have done:
+on the CPU the final weights are equal bit for bit.
+
+    python -m hybridlib train --objective hybrid --profile smoke --out runs/x
+    torchrun --nproc_per_node=2 -m hybridlib train --objective hybrid --profile smoke --out runs/x
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .augment import random_views
+from .checkpoint import CHECKPOINT_NAME, atomic_write, config_differences, load_checkpoint, save_checkpoint
+from .config import Config, TrainConfig
+from .data import PreparedData, prepare_data
+from .errors import CheckpointError, NonFiniteLossError, RunDirectoryError
+from .losses import Objective
+from .model import HybridTransformer
+
+HISTORY_NAME = "history.csv"
+HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    config: Config
+    model: HybridTransformer  # unwrapped, in eval mode
+    history: list[dict[str, float]]
+    step: int
+    wall_time_s: float  # summed over the run's sessions when resumed
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+
+def default_device() -> torch.device:
+    if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the torchrun process group if launched by torchrun: (rank, world size)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cpu":  # share the cores instead of oversubscribing them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    return dist.get_rank(), world
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or embeddings' positions)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.endswith("pos_emb")]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n.endswith("pos_emb")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), **impl)
+
+
+class BatchSampler:
+    """Indices of the training images of each step: a fresh permutation per epoch, seeded by (seed, epoch)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n_items, self.batch_size, self.seed, self.rank, self.world = n_items, batch_size, seed, rank, world
+        self.steps_per_epoch = max(1, n_items // batch_size)
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def __call__(self, step: int) -> Tensor:
+        epoch = step // self.steps_per_epoch
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n_items, generator=g)
+        start = (step % self.steps_per_epoch) * self.batch_size
+        idx = self._perm[start : start + self.batch_size]
+        if len(idx) < self.batch_size:  # fewer images than one batch: sample with wrap-around
+            idx = self._perm[torch.arange(start, start + self.batch_size) % self.n_items]
+        return idx[self.rank :: self.world]  # this process's share of the global batch
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator of one step's augmentations: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + rank) % (2**63))
+
+
+def make_views(images: Tensor, data: PreparedData, cfg: TrainConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two augmented views of a batch of images, as tokens."""
+    kwargs = {"crop_scale": cfg.crop_scale, "hflip": cfg.hflip, "jitter": cfg.jitter}
+    return (data.tokenizer.encode(random_views(images, g, **kwargs)),
+            data.tokenizer.encode(random_views(images, g, **kwargs)))
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def write_history(history: list[dict[str, float]], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def read_history(out_dir: Path | str) -> list[dict[str, float]]:
+    """The metrics history a run wrote beside its checkpoint (empty cells become NaN)."""
+    with open(Path(out_dir) / HISTORY_NAME, newline="") as f:
+        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _prepare_out_dir(out_dir: Path, config: Config, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """Check the output folder; the checkpoint to resume from, or None to start afresh."""
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    if not ckpt_path.exists():
+        if out_dir.exists() and any(out_dir.iterdir()) and not (overwrite or resume) and \
+                not (out_dir / "config.json").exists():
+            raise RunDirectoryError(f"{out_dir} is not empty and holds no hybridlib run; choose another --out")
+        return None
+    if not resume:
+        if overwrite:
+            return None
+        raise RunDirectoryError(
+            f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
+        )
+    state = load_checkpoint(ckpt_path)
+    diffs = config_differences(Config.from_dict(state["config"]), config, ignore=("steps",))
+    if diffs:
+        raise CheckpointError(f"cannot resume {ckpt_path}: it was trained with a different configuration ("
+                              + "; ".join(diffs) + "); use another --out or pass --overwrite")
+    return state
+
+
+def train(
+    config: Config,
+    out_dir: Path | str,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    data: PreparedData | None = None,
+) -> TrainResult:
+    """Train ``config.train.objective`` for ``config.train.steps`` steps, checkpointing into ``out_dir``.
+
+    resume: continue from ``out_dir/checkpoint.pt`` if it exists (same configuration; ``steps``
+    may grow). overwrite: replace a run already in ``out_dir``. Without either, an existing run
+    is refused, so nothing is lost by a typo.
+    """
+    cfg = config.train
+    out_dir = Path(out_dir)
+    device = torch.device(device) if device is not None else default_device()
+    rank, world = _init_distributed(device)
+    if cfg.batch_size % world:
+        raise RunDirectoryError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    state = _prepare_out_dir(out_dir, config, resume, overwrite)
+
+    torch.manual_seed(cfg.seed)
+    data = data if data is not None else prepare_data(config.data)
+    model = HybridTransformer(config.model).to(device)
+    objective = Objective(model, cfg, config.data.dims_per_token)
+    optimizer = make_optimizer(model, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    start_step, history, wall_before = 0, [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_torch"])
+        start_step, history, wall_before = state["step"], list(state["history"]), state["wall_time_s"]
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
+
+    # contrastive leaves the decoder unused and generative the projection head: DDP must know
+    wrapped = objective if world == 1 else DistributedDataParallel(
+        objective, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=cfg.objective != "hybrid")
+    amp_dtype = autocast_dtype(cfg, device)
+    sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
+    train_images = data.train_images.to(device)
+    train_tokens = data.train_tokens.to(device)
+
+    def save(step: int, elapsed: float) -> None:
+        if rank == 0:
+            save_checkpoint({
+                "config": config.to_dict(), "step": step, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng_torch": torch.get_rng_state(), "history": history, "wall_time_s": wall_before + elapsed,
+            }, out_dir / CHECKPOINT_NAME)
+            write_history(history, out_dir / HISTORY_NAME)
+        if world > 1:
+            dist.barrier()
+
+    terms = ("loss", "gen_nll", "bits_per_dim", "con_loss")
+    sums = torch.zeros(len(terms), device=device)  # summed on the device: no host sync per step
+    first_bad_step = torch.full((), -1, device=device)
+    t0 = t_log = time.perf_counter()
+    last_logged = start_step
+    objective.train()
+    bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, disable=not progress or rank != 0,
+               desc=f"{cfg.objective} [{config.profile}]", unit="step")
+    for step in bar:
+        idx = sampler(step).to(device)
+        clean = train_tokens[idx]
+        views = make_views(train_images[idx], data, cfg, step_generator(cfg.seed, step, rank)) \
+            if objective.uses_views else (None, None)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            out = wrapped(clean, *views)
+        loss = out["loss"]
+        first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()),
+                                     torch.full_like(first_bad_step, step), first_bad_step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
+        optimizer.step()
+        scheduler.step()
+        sums += torch.stack([out[k].detach().float() if k in out else torch.zeros((), device=device) for k in terms])
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            bad = int(first_bad_step)  # the one host sync, every log_every steps
+            if bad >= 0:
+                kept = f"the last good checkpoint {out_dir / CHECKPOINT_NAME} is kept" if \
+                    (out_dir / CHECKPOINT_NAME).exists() else "no checkpoint was written"
+                raise NonFiniteLossError(f"the {cfg.objective} loss became NaN or infinite at step {bad}; {kept}. "
+                                         "Lower --lr or check the data, then --resume.")
+            now = time.perf_counter()
+            means = (sums / (done - last_logged)).tolist()
+            row = {"step": done, **{k: v for k, v in zip(terms, means) if k == "loss" or k in out},
+                   "lr": scheduler.get_last_lr()[0], "img_per_s": cfg.batch_size * (done - last_logged) / (now - t_log),
+                   "elapsed_s": wall_before + now - t0}
+            history.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "bits_per_dim", "img_per_s")})
+            sums.zero_()
+            t_log, last_logged = now, done
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                save(done, now - t0)
+    bar.close()
+    if state is not None and start_step >= cfg.steps and rank == 0:
+        write_history(history, out_dir / HISTORY_NAME)
+    return TrainResult(out_dir, config, model.eval(), history, max(start_step, cfg.steps),
+                       wall_before + time.perf_counter() - t0)

@@ -1,0 +1,47 @@
+"""Shared fixtures. Tests are offline and use the embedded digits (smoke profile) only."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hybridlib.config import get_config
+from hybridlib.data import prepare_data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_dirs(tmp_path_factory):
+    """Keep runs and results of tests out of the checkout (data stays shared: it is read-only here)."""
+    base = tmp_path_factory.mktemp("hybridlib")
+    os.environ["HYBRIDLIB_RUNS"] = str(base / "runs")
+    os.environ["HYBRIDLIB_RESULTS"] = str(base / "results")
+    os.environ.setdefault("HYBRIDLIB_PROFILE", "smoke")
+    yield
+
+
+@pytest.fixture(scope="session")
+def smoke_config():
+    return get_config("smoke", "hybrid")
+
+
+@pytest.fixture(scope="session")
+def smoke_data(smoke_config):
+    return prepare_data(smoke_config.data)
+
+
+def python_cmd(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
+    return env
+
+
+def state_dicts_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

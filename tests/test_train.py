@@ -1,0 +1,100 @@
+import json
+import math
+
+import pytest
+import torch
+
+from hybridlib.checkpoint import load_checkpoint, load_model
+from hybridlib.config import get_config
+from hybridlib.errors import CheckpointError, RunDirectoryError
+from hybridlib.train import BatchSampler, lr_factor, read_history, train
+
+from conftest import state_dicts_equal
+
+
+@pytest.mark.parametrize("objective", ["contrastive", "generative", "hybrid"])
+def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, objective):
+    config = get_config("smoke", objective, steps=60, checkpoint_every=30, log_every=10)
+    result = train(config, tmp_path / "run", progress=False, data=smoke_data)
+    history = read_history(tmp_path / "run")
+    assert [row["step"] for row in history] == [10, 20, 30, 40, 50, 60]
+    assert history[-1]["loss"] < history[0]["loss"]  # it learns
+    assert all(row["img_per_s"] > 0 for row in history)
+    if objective != "contrastive":
+        assert 0 < history[-1]["bits_per_dim"] < math.log2(config.data.levels)  # better than uniform
+    else:
+        assert math.isnan(history[-1]["bits_per_dim"])
+    state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 60 and json.loads((tmp_path / "run" / "config.json").read_text())["train"]["objective"] == objective
+    model, loaded_config, _ = load_model(tmp_path / "run" / "checkpoint.pt")
+    assert loaded_config == config and state_dicts_equal(model.state_dict(), result.model.state_dict())
+
+
+def test_resume_after_a_crash_equals_uninterrupted(tmp_path, smoke_data, monkeypatch):
+    config = get_config("smoke", "hybrid", steps=30, checkpoint_every=10)
+    full = train(config, tmp_path / "full", progress=False, data=smoke_data)
+
+    from hybridlib import losses
+
+    real_forward, calls = losses.Objective.forward, {"n": 0}
+
+    def crash_at_step_17(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 18:
+            raise RuntimeError("simulated crash")
+        return real_forward(self, *args)
+
+    monkeypatch.setattr(losses.Objective, "forward", crash_at_step_17)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config, tmp_path / "crashed", progress=False, data=smoke_data)
+    monkeypatch.setattr(losses.Objective, "forward", real_forward)
+    assert load_checkpoint(tmp_path / "crashed")["step"] == 10
+    resumed = train(config, tmp_path / "crashed", resume=True, progress=False, data=smoke_data)
+    assert state_dicts_equal(full.model.state_dict(), resumed.model.state_dict())
+    assert [r["step"] for r in read_history(tmp_path / "crashed")] == [r["step"] for r in full.history]
+
+
+def test_existing_run_is_refused_unless_resumed_or_overwritten(tmp_path, smoke_data):
+    config = get_config("smoke", "generative", steps=10)
+    train(config, tmp_path / "run", progress=False, data=smoke_data)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(RunDirectoryError, match="--resume .* or --overwrite"):
+        train(config, tmp_path / "run", progress=False, data=smoke_data)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before  # nothing lost
+    other = get_config("smoke", "contrastive", steps=10)
+    with pytest.raises(CheckpointError, match="train.objective: 'generative' != 'contrastive'"):
+        train(other, tmp_path / "run", resume=True, progress=False, data=smoke_data)
+    train(other, tmp_path / "run", overwrite=True, progress=False, data=smoke_data)
+    assert load_checkpoint(tmp_path / "run")["config"]["train"]["objective"] == "contrastive"
+
+
+def test_a_folder_of_other_files_is_refused(tmp_path, smoke_data):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirectoryError, match="not empty"):
+        train(get_config("smoke", "hybrid", steps=5), tmp_path, progress=False, data=smoke_data)
+
+
+def test_resume_can_extend_a_finished_run(tmp_path, smoke_data):
+    train(get_config("smoke", "hybrid", steps=10, checkpoint_every=5), tmp_path, progress=False, data=smoke_data)
+    result = train(get_config("smoke", "hybrid", steps=20, checkpoint_every=5), tmp_path, resume=True,
+                   progress=False, data=smoke_data)
+    assert result.step == 20 and [r["step"] for r in result.history][-1] == 20
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    cfg = get_config("smoke", steps=100, warmup_steps=10, min_lr_ratio=0.1).train
+    factors = [lr_factor(s, cfg) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+
+
+def test_batch_sampler_covers_each_epoch_once_and_splits_across_ranks():
+    s = BatchSampler(n_items=100, batch_size=10, seed=0)
+    epoch = torch.cat([s(step) for step in range(10)])
+    assert sorted(epoch.tolist()) == list(range(100))
+    assert not torch.equal(s(0), s(10))  # a new permutation each epoch
+    r0, r1 = BatchSampler(100, 10, 0, rank=0, world=2), BatchSampler(100, 10, 0, rank=1, world=2)
+    assert sorted(torch.cat([r0(3), r1(3)]).tolist()) == sorted(s(3).tolist())
+    tiny = BatchSampler(n_items=3, batch_size=8, seed=0)
+    assert len(tiny(0)) == 8
