@@ -32,6 +32,7 @@ from .data import PreparedData, prepare_data
 from .errors import CheckpointError, NonFiniteLossError, RunDirectoryError
 from .losses import Objective
 from .model import HybridTransformer
+from .precision import autocast
 
 HISTORY_NAME = "history.csv"
 HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
@@ -118,12 +119,6 @@ def make_views(images: Tensor, data: PreparedData, cfg: TrainConfig, g: torch.Ge
             data.tokenizer.encode(random_views(images, g, **kwargs)))
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
 def write_history(history: list[dict[str, float]], path: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
@@ -204,7 +199,6 @@ def train(
     wrapped = objective if world == 1 else DistributedDataParallel(
         objective, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=cfg.objective != "hybrid")
-    amp_dtype = autocast_dtype(cfg, device)
     sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
@@ -233,7 +227,7 @@ def train(
         clean = train_tokens[idx]
         views = make_views(train_images[idx], data, cfg, step_generator(cfg.seed, step, rank)) \
             if objective.uses_views else (None, None)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(cfg.precision, device):
             out = wrapped(clean, *views)
         loss = out["loss"]
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()),

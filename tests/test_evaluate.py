@@ -28,7 +28,7 @@ def test_auroc_of_identical_distributions_is_one_half_and_of_separable_ones_is_o
 
 def test_ece_of_a_calibrated_predictor_is_near_zero_and_of_an_overconfident_one_is_not():
     n, k = 50_000, 4
-    confidence = rng.uniform(0.3, 1.0, n)
+    confidence = rng.uniform(0.5, 1.0, n)  # the predicted class keeps the largest probability
     labels = rng.integers(0, k, n)
     correct = rng.uniform(size=n) < confidence  # right exactly as often as it claims
     predicted = np.where(correct, labels, (labels + 1) % k)

@@ -1,0 +1,266 @@
+"""`make bench`: the training step, measured against a naive reference and the machine's own limit.
+
+For each objective at the cpu profile's shapes (and the gpu profile's when CUDA is present):
+
+- ``img_per_s``: images per second of our step (augmentation, tokenization, forward, backward, AdamW),
+  median of several timed repetitions after warm-up;
+- ``reference_img_per_s``: the same step done naively: fp32, minGPT-style attention with an explicit
+  mask and softmax, augmentation one image at a time with torchvision, for-loop AdamW;
+- ``speedup`` = their ratio (both measured in the same run: absolute times drift on shared machines);
+- ``mfu``: model FLOPs per second / the measured peak of a large matmul in the step's dtype. Model
+  FLOPs are counted from the architecture: 2 FLOPs per multiply-add of every matmul in the forward
+  pass (QKV, attention scores, attention-weighted values, output projection, MLP, heads), times 3 for
+  forward plus backward; embeddings, norms and the softmax are not counted (the usual convention);
+- ``peak_mem_mb``: the step's peak memory above what was allocated before it (CUDA: the allocator's
+  peak; CPU: the process's peak resident memory, each case run in its own process).
+
+Synthetic images of the right shape are used, so the benchmark needs no data set.
+"""
+from __future__ import annotations
+
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .config import OBJECTIVES, Config, get_config
+from .paths import results_dir
+
+WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
+
+
+def model_flops_per_step(config: Config) -> float:
+    """Training FLOPs of one step (forward + backward = 3x forward), counted from the architecture."""
+    m, b = config.model, config.train.batch_size
+    n = m.seq_len + 1  # positions, the start token included
+    d = m.d_model
+    per_block = n * (2 * 12 * d * d + 2 * 2 * n * d)  # QKV + out proj + MLP (12 d^2 MACs), scores + values
+    encoder = m.n_encoder_layers * per_block
+    decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * d * m.vocab_size
+    proj = 2 * (d * d + d * m.proj_dim)
+    objective = config.train.objective
+    if objective == "contrastive":
+        forward = 2 * b * (encoder + proj)
+    elif objective == "generative":
+        forward = b * (encoder + decoder)
+    else:
+        forward = 2 * b * (encoder + decoder + proj)
+    return 3.0 * forward
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048) -> float:
+    """FLOP/s of a large square matmul: the practical peak of this machine in this dtype."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(5):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        _sync(device)
+        times.append((time.perf_counter() - t0) / 4)
+    return 2 * size**3 / statistics.median(times)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class NaiveAttention(torch.nn.Module):
+    """minGPT's attention: explicit causal mask, softmax, and two matmuls."""
+
+    def __init__(self, fast: torch.nn.Module, max_len: int) -> None:
+        super().__init__()
+        self.n_head, self.qkv, self.proj = fast.n_head, fast.qkv, fast.proj
+        self.register_buffer("mask", torch.tril(torch.ones(max_len, max_len)).view(1, 1, max_len, max_len))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf"))
+        y = F.softmax(att, dim=-1) @ v
+        return self.proj(y.transpose(1, 2).contiguous().view(b, t, d))
+
+
+def _per_image_views(images: torch.Tensor, cfg, g: torch.Generator) -> torch.Tensor:
+    """The reference's augmentation: torchvision v2 transforms called once per image."""
+    from torchvision.transforms import v2
+
+    size = images.shape[-1]
+    transform = v2.Compose([
+        v2.RandomResizedCrop(size, scale=(cfg.crop_scale, 1.0), antialias=True),
+        v2.RandomHorizontalFlip() if cfg.hflip else v2.Identity(),
+        v2.ColorJitter(brightness=cfg.jitter, contrast=cfg.jitter),
+    ])
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+    return torch.stack([transform(img) for img in images])
+
+
+def _run_case(objective: str, profile: str, reference: bool, device_name: str, quick: bool) -> dict[str, Any]:
+    """Time one case in this process: (img/s samples, flops, peak memory)."""
+    from .losses import Objective
+    from .model import HybridTransformer
+    from .tokenizer import GrayTokenizer, PaletteTokenizer
+    from .precision import autocast, autocast_dtype
+    from .train import make_optimizer, make_views, step_generator
+
+    device = torch.device(device_name)
+    config = get_config(profile, objective, precision="fp32" if reference else "auto")
+    cfg = config.train
+    torch.manual_seed(0)
+    model = HybridTransformer(config.model).to(device)
+    if reference:
+        for block in [*model.encoder, *model.decoder]:
+            block.attn = NaiveAttention(block.attn, config.model.seq_len + 1).to(device)
+    objective_module = Objective(model, cfg, config.data.dims_per_token)
+    optimizer = make_optimizer(model, cfg, device)
+    if reference:  # the plain for-loop implementation
+        for group in optimizer.param_groups:
+            group["foreach"] = False
+    d = config.data
+    images = torch.rand(cfg.batch_size * 4, d.channels, d.image_size, d.image_size, device=device)
+    if d.channels == 1:
+        tokenizer = GrayTokenizer(d.levels, d.patch_size)
+    else:
+        tokenizer = PaletteTokenizer(torch.rand(d.palette_size, 3))
+    tokens = tokenizer.encode(images)
+
+    class _Data:  # what make_views needs
+        pass
+
+    data = _Data()
+    data.tokenizer = tokenizer
+    amp = autocast_dtype(cfg.precision, device)
+
+    def step(i: int) -> None:
+        idx = torch.arange(i % 4 * cfg.batch_size, (i % 4 + 1) * cfg.batch_size, device=device)
+        g = step_generator(0, i, 0)
+        if objective_module.uses_views:
+            if reference:
+                views = tuple(tokenizer.encode(_per_image_views(images[idx], cfg, g)) for _ in range(2))
+            else:
+                views = make_views(images[idx], data, cfg, g)
+        else:
+            views = (None, None)
+        with autocast(cfg.precision, device):
+            out = objective_module(tokens[idx], *views)
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=not reference)
+        optimizer.step()
+
+    warmup, repeats = (1, 2) if quick else (WARMUP, REPEATS)
+    for i in range(warmup):
+        step(i)
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base_mem = torch.cuda.memory_allocated()
+    else:
+        base_mem = _rss_mb()
+    rates = []
+    for r in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(STEPS_PER_REPEAT):
+            step(warmup + r * STEPS_PER_REPEAT + i)
+        _sync(device)
+        rates.append(cfg.batch_size * STEPS_PER_REPEAT / (time.perf_counter() - t0))
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - base_mem) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mem
+    return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak,
+            "dtype": str(amp or torch.float32).replace("torch.", ""), "flops_per_step": model_flops_per_step(config),
+            "batch_size": cfg.batch_size}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _case_in_subprocess(objective: str, profile: str, reference: bool, device: str, quick: bool) -> dict[str, Any]:
+    code = ("import json,sys; from hybridlib.bench import _run_case; "
+            f"print(json.dumps(_run_case({objective!r}, {profile!r}, {reference}, {device!r}, {quick})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES
+                   ) -> list[dict[str, Any]]:
+    devices = [("cpu", "cpu")] + ([("gpu", "cuda")] if torch.cuda.is_available() else [])
+    peaks: dict[tuple[str, str], float] = {}
+    rows = []
+    for profile, device in devices:
+        for objective in objectives:
+            ours = _case_in_subprocess(objective, profile, False, device, quick)
+            ref = _case_in_subprocess(objective, profile, True, device, quick)
+            key = (device, ours["dtype"])
+            if key not in peaks:
+                peaks[key] = matmul_peak(getattr(torch, ours["dtype"]), torch.device(device))
+            flops_per_s = ours["flops_per_step"] * ours["img_per_s"] / ours["batch_size"]
+            rows.append({
+                "case": f"{objective}/{profile}", "objective": objective, "profile": profile, "device": device,
+                "dtype": ours["dtype"], "img_per_s": round(ours["img_per_s"], 1),
+                "reference_img_per_s": round(ref["img_per_s"], 1),
+                "speedup": round(ours["img_per_s"] / ref["img_per_s"], 2),
+                "model_gflop_per_s": round(flops_per_s / 1e9, 1), "peak_gflop_per_s": round(peaks[key] / 1e9, 1),
+                "mfu": round(flops_per_s / peaks[key], 3), "peak_mem_mb": round(ours["peak_mem_mb"], 1),
+                "reference_peak_mem_mb": round(ref["peak_mem_mb"], 1),
+            })
+            print(_format_row(rows[-1]), flush=True)
+    extra = _logged_times()
+    out = out or results_dir() / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    (out.with_name("bench_times.json")).write_text(json.dumps(extra, indent=2) + "\n")
+    for line in _format_times(extra):
+        print(line)
+    print(f"wrote {out}")
+    return rows
+
+
+def _format_row(r: dict[str, Any]) -> str:
+    return (f"{r['case']:22s} {r['device']:4s} {r['dtype']:8s} {r['img_per_s']:8.1f} img/s  reference "
+            f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x  MFU {100 * r['mfu']:5.1f} % "
+            f"of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB")
+
+
+def _logged_times() -> dict[str, Any]:
+    """Evaluation and `make reproduce` wall times of the default profile, from their own logs."""
+    out: dict[str, Any] = {}
+    base = results_dir() / "cpu"
+    if (base / "summary.json").exists():
+        summary = json.loads((base / "summary.json").read_text())
+        out["eval_time_s"] = {k: round(v.get("eval_time_s", float("nan")), 1) for k, v in summary["models"].items()}
+        out["reproduce_wall_time_s"] = summary.get("reproduce_wall_time_s")
+    if (base / "reproduce_log.json").exists():
+        out["reproduce_log"] = json.loads((base / "reproduce_log.json").read_text())
+    return out
+
+
+def _format_times(extra: dict[str, Any]) -> list[str]:
+    if not extra:
+        return ["(no cpu-profile run logged yet: run `make reproduce` for evaluation and reproduce times)"]
+    lines = []
+    if "eval_time_s" in extra:
+        lines.append("evaluation wall time per model (cpu profile): "
+                     + ", ".join(f"{k} {v:.0f} s" for k, v in extra["eval_time_s"].items()))
+    if extra.get("reproduce_wall_time_s"):
+        lines.append(f"make reproduce (cpu profile) wall time: {extra['reproduce_wall_time_s'] / 60:.1f} min")
+    return lines
