@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     r.add_argument("--seed", type=_non_negative_int, default=0)
 
+    sd = sub.add_parser("seeds", help="the comparison over several seeds (mean ± std) -> results/PROFILE/seeds.*")
+    sd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    sd.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2])
+
     rp = sub.add_parser("reproduce", help="run the notebooks headless with papermill (what `make reproduce` does)")
     rp.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     rp.add_argument("--notebooks", nargs="+", default=None, help="file names in notebooks/ (default: 01 to 05)")
@@ -137,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .report import make_report
 
             make_report(args.profile, seed=args.seed)
+        elif args.command == "seeds":
+            from .report import run_seeds, seeds_markdown
+
+            print(seeds_markdown(run_seeds(args.profile, tuple(args.seeds))))
         elif args.command == "reproduce":
             from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 

@@ -39,13 +39,17 @@ EXERCISES: dict[str, tuple[Callable[[], float], str]] = {
 }
 
 
-def check(name: str, answer: Any, rel: float = 1e-3) -> bool:
-    """Print whether ``answer`` is right (within ``rel``); unanswered (None) just says so."""
-    expected_fn, hint = EXERCISES[name]
+def is_correct(name: str, answer: Any, rel: float = 1e-3) -> bool:
+    """Whether ``answer`` matches the computed value within ``rel`` (None: unanswered, so False)."""
+    return answer is not None and math.isclose(float(answer), EXERCISES[name][0](), rel_tol=rel)
+
+
+def check(name: str, answer: Any, rel: float = 1e-3) -> None:
+    """Print whether ``answer`` is right; unanswered (None) just says so, with a hint."""
+    hint = EXERCISES[name][1]
     if answer is None:
         print(f"{name}: not answered yet (hint: {hint})")
-        return False
-    expected = expected_fn()
-    right = math.isclose(float(answer), expected, rel_tol=rel)
-    print(f"{name}: {'correct' if right else 'not quite'}" + ("" if right else f" (hint: {hint})"))
-    return right
+    elif is_correct(name, answer, rel):
+        print(f"{name}: correct")
+    else:
+        print(f"{name}: not quite (hint: {hint})")

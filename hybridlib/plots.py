@@ -91,7 +91,7 @@ def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str]) -> plt.
         names = [n for n in models if models[n].get(key) is not None]
         values = [models[n][key] for n in names]
         bars = ax.bar(range(len(names)), values, color=[MODEL_COLOURS.get(n, "tab:purple") for n in names])
-        ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
+        ax.set_xticks(range(len(names)), names, fontsize=7, rotation=35, ha="right")
         ax.set_title(key.replace("_", " "), fontsize=9)
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
         if values:
@@ -151,18 +151,15 @@ def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def tradeoff_plot(lams: Sequence[float], metrics: dict[str, Sequence[float]], errors: dict[str, Sequence[float]] | None = None
-                  ) -> plt.Figure:
-    """Metrics against the hybrid weight lambda (log axis; lambda=0 is generative-only)."""
+def tradeoff_plot(x: Sequence[float], metrics: dict[str, Sequence[float]],
+                  errors: dict[str, Sequence[float]] | None = None) -> plt.Figure:
+    """Metrics against the hybrid weight λ on a log axis (the caller places the λ = 0 and λ = ∞ endpoints)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
-    x = np.array(lams, dtype=float)
-    positive = x[x > 0]
-    x_plot = np.where(x > 0, x, positive.min() / 4 if len(positive) else 1e-3)
     for ax, (key, values) in zip(axes[0], metrics.items()):
         err = None if errors is None else errors.get(key)
-        ax.errorbar(x_plot, values, yerr=err, marker="o", capsize=3)
+        ax.errorbar(x, values, yerr=err, marker="o", capsize=3)
         ax.set_xscale("log")
-        ax.set_xlabel("λ (leftmost: generative only)")
+        ax.set_xlabel("λ (left end: generative only; right end: contrastive only)", fontsize=7)
         ax.set_title(key.replace("_", " "), fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()

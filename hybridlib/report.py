@@ -5,6 +5,7 @@ paper's claims held in this run.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from dataclasses import dataclass
@@ -186,3 +187,104 @@ def make_report(profile: str | None = None, seed: int = 0) -> Path:
 
 def read_summary(profile: str) -> dict[str, Any]:
     return json.loads((results_dir() / profile / "summary.json").read_text())
+
+
+def run_seeds(profile: str | None = None, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict[str, Any]:
+    """The comparison over several seeds: mean and standard deviation of every headline number.
+
+    Writes results/<profile>/seeds.json and seeds.md. A claim counts only where the gap between the
+    means exceeds the larger of the two standard deviations.
+    """
+    import numpy as np
+
+    from .config import resolve_profile
+
+    profile = resolve_profile(profile)
+    per_seed = {}
+    for seed in seeds:
+        path = results_dir() / profile / f"seed{seed}" / "summary.json"
+        main = results_dir() / profile / "summary.json"  # what `make reproduce` wrote, if it was this seed
+        if not path.exists() and main.exists() and json.loads(main.read_text())["seed"] == seed:
+            path = main
+        if path.exists():
+            per_seed[seed] = json.loads(path.read_text())
+        else:
+            per_seed[seed] = evaluate_all(profile, seed, train_missing=True, progress=progress)
+            write_summary(per_seed[seed], results_dir() / profile / f"seed{seed}", figures=False)
+    names = list(per_seed[seeds[0]]["models"])
+    stats: dict[str, dict[str, dict[str, float]]] = {}
+    for name in names:
+        stats[name] = {}
+        for key in COLUMNS:
+            values = [per_seed[s]["models"][name].get(key) for s in seeds]
+            if all(v is not None for v in values):
+                stats[name][key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if
+                                    len(values) > 1 else 0.0, "values": values}
+    claims = _seed_claims(stats)
+    out = {"profile": profile, "seeds": list(seeds), "dataset": per_seed[seeds[0]]["dataset"],
+           "steps": per_seed[seeds[0]]["steps"], "models": stats, "claims": claims}
+    out_dir = results_dir() / profile
+    save_results(out, out_dir / "seeds.json")
+    (out_dir / "seeds.md").write_text(seeds_markdown(out))
+    return out
+
+
+def _seed_claims(stats: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    def compare(claim: str, a: str, b: str, key: str, higher_is_better: bool = True, slack: float = 0.0):
+        ma, mb = stats[a][key], stats[b][key]
+        gap = (ma["mean"] - mb["mean"]) if higher_is_better else (mb["mean"] * (1 + slack) - ma["mean"])
+        spread = max(ma["std"], mb["std"])
+        verdict = "held" if gap > spread else ("not held" if gap < -spread else "within the spread: undecided")
+        return {"claim": claim, "verdict": verdict, "gap": gap, "spread": spread}
+
+    return [
+        compare("(a) contrastive more discriminative than generative (linear probe)", "contrastive", "generative",
+                "linear_probe_acc"),
+        compare("(b) generative more robust out of distribution than contrastive (OOD AUROC)", "generative",
+                "contrastive", "ood_auroc_mean"),
+        compare("(c1) hybrid at least as discriminative as contrastive (linear probe)", "hybrid", "contrastive",
+                "linear_probe_acc"),
+        compare("(c2) hybrid at least as robust OOD as generative (OOD AUROC)", "hybrid", "generative",
+                "ood_auroc_mean"),
+        compare("(c3) hybrid bits/dim within 3 % of generative", "hybrid", "generative", "test_bits_per_dim",
+                higher_is_better=False, slack=0.03),
+        compare("(check) hybrid beats raw pixels (linear probe)", "hybrid", "raw_pixels", "linear_probe_acc"),
+    ]
+
+
+def seeds_markdown(out: dict[str, Any]) -> str:
+    head = "| model | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
+    rows = [head, "|---|" + "---:|" * len(COLUMNS)]
+    for name, stats in out["models"].items():
+        cells = [f"{stats[c]['mean']:.3f} ± {stats[c]['std']:.3f}" if c in stats else "–" for c in COLUMNS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    claims = [f"- {c['verdict'].upper()}: {c['claim']} (gap {c['gap']:+.4f}, spread {c['spread']:.4f})"
+              for c in out["claims"]]
+    return "\n".join([f"# Profile `{out['profile']}`, {out['dataset']}, seeds {out['seeds']} (mean ± std)", "",
+                      *rows, "", "## Claims (a gap counts only where it exceeds the larger standard deviation)", "",
+                      *claims, ""])
+
+
+def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0), seed: int = 0,
+                 eval_cfg: EvalConfig | None = None, train_missing: bool = True, progress: bool = True
+                 ) -> list[dict[str, Any]]:
+    """Hybrid runs at several λ between the two single objectives (the endpoints: generative-only at
+    λ = 0 and contrastive-only at λ = ∞). One row per run with its headline numbers."""
+    from .config import resolve_profile
+
+    profile = resolve_profile(profile)
+    base = get_config(profile, "hybrid", seed=seed)
+    data = prepare_data(base.data)
+    eval_cfg = eval_cfg or eval_config_for(profile)
+    rows = []
+    for lam in (0.0, *lams, math.inf):
+        if lam == 0.0 or math.isinf(lam) or lam == base.train.lam:
+            objective = {0.0: "generative", math.inf: "contrastive"}.get(lam, "hybrid")
+            run = load_trained(profile, objective, seed, train_missing, data, progress)
+        else:
+            config = get_config(profile, "hybrid", seed=seed, lam=lam)
+            run = train_or_load(config, run_dir(profile, f"hybrid_lam{lam:g}", seed), data=data, progress=progress)
+        r = evaluate_model(run.model, data, f"lam={lam:g}", eval_cfg, progress=progress)
+        rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}, "ood_best_score": r["ood_best_score"]})
+    save_results({"profile": profile, "seed": seed, "rows": rows}, results_dir() / profile / "tradeoff.json")
+    return rows

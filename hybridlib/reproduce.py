@@ -22,15 +22,15 @@ PUBLISHED_PROFILE = "cpu"
 
 
 def scrub(nb: Any) -> Any:
-    """Drop volatile metadata: papermill's timings, execution timestamps, saved widget state."""
+    """Drop volatile metadata (papermill's timings, execution timestamps, widget state) and widget outputs."""
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            data.pop("application/vnd.jupyter.widget-view+json", None)  # text/plain of the bar stays
+        # a tqdm widget saves only its first state ("0%"): a saved output would mislead, so drop it
+        cell.outputs = [o for o in cell.get("outputs", [])
+                        if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     return nb
 
 
@@ -60,14 +60,16 @@ def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOT
         log["notebooks"][name] = round(time.perf_counter() - t0, 1)
         print(f"      done in {log['notebooks'][name] / 60:.1f} min", flush=True)
     log["wall_time_s"] = round(time.perf_counter() - t_all, 1)
-    (results_dir() / profile / "reproduce_log.json").write_text(json.dumps(log, indent=2))
+    full = set(DEFAULT_NOTEBOOKS) <= set(names)
+    log_name = "reproduce_log.json" if full else f"run_log_{'_'.join(Path(n).stem for n in names)}.json"
+    (results_dir() / profile / log_name).write_text(json.dumps(log, indent=2))
     summary_path = results_dir() / profile / "summary.json"
-    if set(DEFAULT_NOTEBOOKS) <= set(names) and summary_path.exists():
+    if full and summary_path.exists():
         from .report import write_summary
 
         summary = json.loads(summary_path.read_text())
         summary["reproduce_wall_time_s"] = log["wall_time_s"]
         write_summary(summary)
-    print(f"make reproduce [{profile}]: {log['wall_time_s'] / 60:.1f} min; report in {results_dir() / profile}")
+    print(f"{', '.join(names)} [{profile}]: {log['wall_time_s'] / 60:.1f} min; results in {results_dir() / profile}")
     return log
 

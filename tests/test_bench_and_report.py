@@ -59,11 +59,14 @@ def test_scrub_removes_volatile_metadata():
     nb.metadata["widgets"] = {"state": {}}
     nb.cells[0].metadata["papermill"] = {"duration": 1.0}
     nb.cells[0].metadata["execution"] = {"iopub.status.busy": "2026"}
-    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={
-        "text/plain": "bar", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}})]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={
+            "text/plain": "  0%|  | 0/300", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}),
+        nbformat.v4.new_output("stream", text="300 steps\n"),
+    ]
     out = scrub(nb)
     assert "papermill" not in out.metadata and "widgets" not in out.metadata
-    assert out.cells[0].metadata == {} and list(out.cells[0].outputs[0]["data"]) == ["text/plain"]
+    assert out.cells[0].metadata == {} and [o["output_type"] for o in out.cells[0].outputs] == ["stream"]
 
 
 @pytest.mark.slow
@@ -77,3 +80,46 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
                 "peak_mem_mb"):
         assert key in saved[0]
     assert saved[0]["img_per_s"] > 0 and 0 < saved[0]["mfu"] < 1
+
+
+def test_seed_claims_count_only_gaps_beyond_the_spread():
+    from hybridlib.report import _seed_claims
+
+    def s(mean, std):
+        return {"mean": mean, "std": std}
+
+    stats = {name: {"linear_probe_acc": s(0.7, 0.01), "ood_auroc_mean": s(0.8, 0.01), "test_bits_per_dim": s(1.0, 0.01)}
+             for name in ("contrastive", "generative", "hybrid", "raw_pixels")}
+    stats["contrastive"]["linear_probe_acc"] = s(0.75, 0.01)  # clearly better than generative
+    stats["hybrid"]["linear_probe_acc"] = s(0.745, 0.02)  # within the spread of contrastive
+    stats["hybrid"]["test_bits_per_dim"] = s(1.2, 0.01)  # clearly worse than 3 % above generative
+    verdicts = {c["claim"][:4]: c["verdict"] for c in _seed_claims(stats)}
+    assert verdicts["(a) "] == "held"
+    assert verdicts["(c1)"].startswith("within the spread")
+    assert verdicts["(c3)"] == "not held"
+    assert verdicts["(che"] == "held"
+
+
+@pytest.mark.slow
+def test_seeds_report_on_the_smoke_profile():
+    from hybridlib.paths import results_dir
+    from hybridlib.report import run_seeds
+
+    out = run_seeds("smoke", (0, 1), progress=False)
+    assert out["seeds"] == [0, 1] and len(out["claims"]) == 6
+    acc = out["models"]["hybrid"]["linear_probe_acc"]
+    assert len(acc["values"]) == 2 and acc["std"] >= 0
+    assert (results_dir() / "smoke" / "seeds.md").read_text().startswith("# Profile `smoke`")
+
+
+def test_exercise_answers():
+    import math
+
+    from hybridlib.exercises import EXERCISES, is_correct
+
+    assert is_correct("tokens-vocab", 262144)
+    assert is_correct("bits-per-dim", 1.0)
+    assert is_correct("nt-xent-orthogonal", math.log(1 + 2 * math.exp(-2)))
+    assert is_correct("hybrid-lambda", math.log(4096) / math.log(255))
+    assert not is_correct("tokens-vocab", 4096) and not is_correct("tokens-vocab", None)
+    assert set(EXERCISES) == {"tokens-vocab", "nt-xent-orthogonal", "bits-per-dim", "hybrid-lambda"}

@@ -1,7 +1,7 @@
 """Write notebooks/*.ipynb from the cell lists below (outputs empty; `make reproduce` fills them).
 
 The notebooks are the tutorial; this script is how their text and code are kept reviewable.
-Run `make notebooks` after editing it.
+Run `make notebooks` after editing it (or `python tools/build_notebooks.py NAME.ipynb` for one).
 """
 from __future__ import annotations
 
@@ -294,10 +294,43 @@ print(f"wrote summary.json and summary.md under results/{profile}/")'''),
     print(name, {k: round(v, 3) for k, v in summary["models"][name]["ood_auroc_mean_by_score"].items()})'''),
 ]
 
+NOTEBOOKS["06_tradeoff.ipynb"] = [
+    *header("06_tradeoff.ipynb", "6. The trade-off: sweeping λ from generative to contrastive", [
+        "see how discrimination, OOD detection and bits/dim move as the contrastive weight λ grows;",
+        "find out whether some λ gets the best of both at this scale (the paper's picture, argued in words).",
+    ]),
+    md("**Setup**. λ = 0 is the generative-only model of notebook 3 and λ = ∞ the contrastive-only model of "
+       "notebook 2; in between are hybrids (λ = 1 is notebook 4's). Missing runs are trained here: on the cpu "
+       "profile that takes about half an hour (`make tradeoff`)."),
+    code(setup("hybrid")),
+    md("## Sweep\nEach run has the same architecture, data and number of steps; only λ differs."),
+    code('''from hybridlib.report import lambda_sweep
+lams = (0.3, 3.0) if profile == "smoke" else (0.1, 0.3, 1.0, 3.0)
+rows = lambda_sweep(profile, lams=lams, seed=SEED)
+for r in rows:
+    print(f"λ={r['lam']:<5g} probe {r['linear_probe_acc']:.3f}  kNN {r['knn_acc']:.3f}  OOD {r['ood_auroc_mean']:.3f} "
+          f"({r['ood_best_score']})  corruption {r['corruption_acc_mean']:.3f}  bits/dim {r['test_bits_per_dim']:.3f}")'''),
+    md("## The picture\nLeft of the axis is generative-only (λ = 0, drawn at a quarter of the smallest λ), right "
+       "is contrastive-only (λ = ∞, drawn at four times the largest). The contrastive-only bits/dim is left out: "
+       "its decoder is never trained."),
+    code('''import math
+finite = [r["lam"] for r in rows if 0 < r["lam"] < math.inf]
+x = [min(finite) / 4 if r["lam"] == 0 else (max(finite) * 4 if math.isinf(r["lam"]) else r["lam"]) for r in rows]
+metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_mean", "corruption_acc_mean")}
+metrics["test_bits_per_dim"] = [r["test_bits_per_dim"] if not math.isinf(r["lam"]) else float("nan") for r in rows]
+plots.tradeoff_plot(x, metrics);'''),
+    md("**Exercise.** From the table, which λ would you choose if you needed both a good probe and good OOD "
+       "detection? Is there a λ that beats both endpoints on both axes in this run?"),
+]
 
-def build() -> None:
+
+def build(names: list[str]) -> None:
     OUT.mkdir(exist_ok=True)
     for name, cells in NOTEBOOKS.items():
+        if names and name not in names:
+            continue
+        for i, cell in enumerate(cells):  # stable ids: rebuilding an unchanged notebook changes nothing
+            cell.id = f"{name.split('_')[0]}-{i:02d}"
         nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
             "language_info": {"name": "python"},
@@ -308,4 +341,6 @@ def build() -> None:
 
 
 if __name__ == "__main__":
-    build()
+    import sys
+
+    build(sys.argv[1:])  # no arguments: every notebook

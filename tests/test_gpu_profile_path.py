@@ -1,0 +1,32 @@
+"""The gpu profile's code path (RGB images, k-means palette, one token per pixel), on the CPU with tiny shapes."""
+import torch
+
+from hybridlib import data as data_mod
+from hybridlib.config import get_config
+from hybridlib.data import ImageData, prepare_data
+from hybridlib.evaluate import EvalConfig, evaluate_model
+from hybridlib.train import train
+
+
+def _fake_rgb(name, root=None, download=True):
+    g = torch.Generator().manual_seed(len(name))
+    images = lambda n: (torch.rand(n, 3, 32, 32, generator=g) * 255).to(torch.uint8)  # noqa: E731
+    labels = lambda n: torch.randint(0, 10, (n,), generator=g)  # noqa: E731
+    return ImageData(name, images(64), labels(64), images(32), labels(32), [str(i) for i in range(10)])
+
+
+def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_mod, "load_dataset", _fake_rgb)
+    config = get_config("gpu", "hybrid", image_size=8, palette_size=16, d_model=32, n_head=2, n_encoder_layers=1,
+                        n_decoder_layers=1, proj_dim=16, batch_size=8, steps=4, checkpoint_every=2, log_every=2,
+                        warmup_steps=1)
+    assert (config.model.vocab_size, config.model.seq_len, config.data.dims_per_token) == (16, 64, 3)
+    data = prepare_data(config.data, root=tmp_path)
+    assert (tmp_path / "palette_cifar10_16.npy").exists()
+    assert data.train_tokens.shape == (64, 64) and data.train_tokens.max() < 16
+    result = train(config, tmp_path / "run", progress=False, data=data, device="cpu")
+    assert result.step == 4 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)
+    r = evaluate_model(result.model, data, "hybrid", EvalConfig(n_probe_train=64, n_ood=16, n_corrupt=8, knn_k=3),
+                       progress=False)
+    assert {"svhn", "cifar100", "vflip"} <= set(r["ood"]["likelihood"])
+    assert 0 < r["test_bits_per_dim"] < 8
