@@ -16,7 +16,10 @@ def _fake_rgb(name, root=None, download=True):
 
 
 def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_mod, "load_dataset", _fake_rgb)
+    from hybridlib import evaluate as evaluate_mod
+
+    monkeypatch.setattr(data_mod, "load_dataset", _fake_rgb)  # CIFAR-10, and SVHN / CIFAR-100 as OOD sets
+    monkeypatch.setattr(evaluate_mod, "load_dataset", _fake_rgb)
     config = get_config("gpu", "hybrid", image_size=8, palette_size=16, d_model=32, n_head=2, n_encoder_layers=1,
                         n_decoder_layers=1, proj_dim=16, batch_size=8, steps=4, checkpoint_every=2, log_every=2,
                         warmup_steps=1)
