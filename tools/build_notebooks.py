@@ -287,11 +287,14 @@ print(f"wrote summary.json and summary.md under results/{profile}/")'''),
        "over three seeds, and a gap smaller than that spread is no evidence either way)."),
     code('''for v in summary["verdicts"]:
     print(f"{'HELD    ' if v['held'] else 'NOT HELD'} {v['claim']}\\n         {v['evidence']}")'''),
-    md("**Exercise.** Which model would you deploy to flag unusual inputs, and which score would you use? "
-       "Look at the per-set AUROC in `summary['models'][name]['ood']` and decide; then check how much each "
-       "model's best score type beats its other one."),
+    md("Each model's mean OOD AUROC by score type: the likelihood is not always the better detector."),
     code('''for name in ("contrastive", "generative", "hybrid"):
     print(name, {k: round(v, 3) for k, v in summary["models"][name]["ood_auroc_mean_by_score"].items()})'''),
+    md("**Exercise.** Which model (of all five, baselines included) is the most robust to corruptions in this run? "
+       "Read it off the table or the figure, then check."),
+    code('''answer = None  # a model name, e.g. "hybrid"
+most_robust = max(summary["models"], key=lambda m: summary["models"][m]["corruption_acc_mean"])
+hl.exercises.check_choice(answer, most_robust, "the corruption acc mean column")'''),
 ]
 
 NOTEBOOKS["06_tradeoff.ipynb"] = [
@@ -319,8 +322,11 @@ x = [min(finite) / 4 if r["lam"] == 0 else (max(finite) * 4 if math.isinf(r["lam
 metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_mean", "corruption_acc_mean")}
 metrics["test_bits_per_dim"] = [r["test_bits_per_dim"] if not math.isinf(r["lam"]) else float("nan") for r in rows]
 plots.tradeoff_plot(x, metrics);'''),
-    md("**Exercise.** From the table, which λ would you choose if you needed both a good probe and good OOD "
-       "detection? Is there a λ that beats both endpoints on both axes in this run?"),
+    md("**Exercise.** At which λ is the linear probe best in this sweep? (Write `math.inf` for contrastive-only.) "
+       "Then ask yourself: is there a λ that beats both endpoints on both the probe and OOD detection?"),
+    code('''answer = None  # a number from the sweep
+best_lam = max(rows, key=lambda r: r["linear_probe_acc"])["lam"]
+hl.exercises.check_choice(answer, best_lam, "the linear_probe_acc column of the printed table")'''),
 ]
 
 
