@@ -1,7 +1,7 @@
 """Command line: the same API the notebooks use.
 
     python -m hybridlib train --objective hybrid --profile smoke --out runs/x [--steps N] [--seed S] [--resume]
-    python -m hybridlib evaluate --ckpt runs/x/checkpoint.pt [--out results.json]
+    python -m hybridlib evaluate --ckpt runs/a runs/b [--baselines] [--out results.json]
     python -m hybridlib fetch-data fashion-mnist
     python -m hybridlib report --profile cpu
     python -m hybridlib bench
@@ -68,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     t.add_argument("--no-progress", action="store_true")
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint on every axis")
-    e.add_argument("--ckpt", type=Path, required=True, help="a checkpoint file or its run folder")
-    e.add_argument("--out", type=Path, default=None, help="JSON file for the results (default: beside the checkpoint)")
+    e = sub.add_parser("evaluate", help="evaluate checkpoints on every axis and print the comparison table")
+    e.add_argument("--ckpt", type=Path, required=True, nargs="+", help="checkpoint files or their run folders")
+    e.add_argument("--baselines", action="store_true", help="add raw pixels and a random-init encoder to the table")
+    e.add_argument("--out", type=Path, default=None,
+                   help="one JSON file for all results (default: evaluation.json beside each checkpoint)")
     e.add_argument("--device", default=None)
     e.add_argument("--no-progress", action="store_true")
 
@@ -116,14 +118,29 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_checkpoint, save_results
+    from .checkpoint import load_checkpoint
+    from .config import Config
+    from .data import prepare_data
+    from .evaluate import eval_config_for, evaluate_baselines, evaluate_checkpoint, save_results
+    from .report import markdown_table
 
-    results = evaluate_checkpoint(args.ckpt, device=args.device, progress=not args.no_progress)
-    ckpt_dir = args.ckpt if args.ckpt.is_dir() else args.ckpt.parent
-    out = args.out or ckpt_dir / "evaluation.json"
-    save_results(results, out)
-    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, indent=2))
-    print(f"wrote {out}")
+    configs = [Config.from_dict(load_checkpoint(path)["config"]) for path in args.ckpt]  # fail fast, before any work
+    data = prepare_data(configs[0].data) if all(c.data == configs[0].data for c in configs) else None
+    models = {}
+    for path, config in zip(args.ckpt, configs):
+        result = evaluate_checkpoint(path, device=args.device, progress=not args.no_progress, data=data)
+        name = config.train.objective if config.train.objective not in models else str(path)
+        models[name] = result
+        if args.out is None:
+            save_results(result, (path if path.is_dir() else path.parent) / "evaluation.json")
+    if args.baselines:
+        data = data or prepare_data(configs[0].data)
+        models.update(evaluate_baselines(configs[0], data, eval_config_for(configs[0].profile), args.device,
+                                         progress=not args.no_progress))
+    if args.out is not None:
+        save_results({"models": models}, args.out)
+    print(markdown_table(models))
+    print("evaluation time: " + ", ".join(f"{k} {v['eval_time_s']:.0f} s" for k, v in models.items()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -271,8 +271,9 @@ def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg:
 
 
 def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = EvalConfig(),
-                       device: str | torch.device = "cpu", progress: bool = True) -> dict[str, dict[str, Any]]:
+                       device: str | torch.device | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``raw_pixels`` and ``random_init`` (an untrained encoder of the same shape, seeded)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     random_model = HybridTransformer(config.model).to(device)
     return {

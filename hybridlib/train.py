@@ -29,7 +29,7 @@ from .augment import random_views
 from .checkpoint import CHECKPOINT_NAME, atomic_write, config_differences, load_checkpoint, save_checkpoint
 from .config import Config, TrainConfig
 from .data import PreparedData, prepare_data
-from .errors import CheckpointError, NonFiniteLossError, RunDirectoryError
+from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
 from .losses import Objective
 from .model import HybridTransformer
 from .precision import autocast
@@ -175,7 +175,7 @@ def train(
     device = torch.device(device) if device is not None else default_device()
     rank, world = _init_distributed(device)
     if cfg.batch_size % world:
-        raise RunDirectoryError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+        raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     state = _prepare_out_dir(out_dir, config, resume, overwrite)
 
     torch.manual_seed(cfg.seed)
@@ -247,7 +247,7 @@ def train(
                 kept = f"the last good checkpoint {out_dir / CHECKPOINT_NAME} is kept" if \
                     (out_dir / CHECKPOINT_NAME).exists() else "no checkpoint was written"
                 raise NonFiniteLossError(f"the {cfg.objective} loss became NaN or infinite at step {bad}; {kept}. "
-                                         "Lower --lr or check the data, then --resume.")
+                                         "Check the data, or start a new run with a lower --lr (another --out).")
             now = time.perf_counter()
             means = (sums / (done - last_logged)).tolist()
             row = {"step": done, **{k: v for k, v in zip(terms, means) if k == "loss" or k in out},
@@ -260,7 +260,5 @@ def train(
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save(done, now - t0)
     bar.close()
-    if state is not None and start_step >= cfg.steps and rank == 0:
-        write_history(history, out_dir / HISTORY_NAME)
     return TrainResult(out_dir, config, model.eval(), history, max(start_step, cfg.steps),
                        wall_before + time.perf_counter() - t0)

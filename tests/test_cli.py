@@ -40,3 +40,7 @@ def test_train_refuse_resume_evaluate(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     results = json.loads((out / "evaluation.json").read_text())
     assert results["objective"] == "hybrid" and 0 <= results["linear_probe_acc"] <= 1
+    table = run("evaluate", "--ckpt", str(out), "--baselines", "--out", str(tmp_path / "all.json"), "--no-progress")
+    assert table.returncode == 0, table.stderr
+    assert "| hybrid |" in table.stdout and "| raw_pixels |" in table.stdout and "| random_init |" in table.stdout
+    assert set(json.loads((tmp_path / "all.json").read_text())["models"]) == {"hybrid", "raw_pixels", "random_init"}
