@@ -272,9 +272,10 @@ def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg:
 
 def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = EvalConfig(),
                        device: str | torch.device | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """``raw_pixels`` and ``random_init`` (an untrained encoder of the same shape, seeded)."""
+    """``raw_pixels`` and ``random_init``: an untrained encoder of the same shape, initialised as the
+    trained models were (seeded with ``config.train.seed``), so that it varies across seeds as they do."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(config.train.seed)
     random_model = HybridTransformer(config.model).to(device)
     return {
         "raw_pixels": evaluate_features("raw_pixels", pixel_features(data), data, cfg, None, progress),

@@ -265,7 +265,7 @@ def seeds_markdown(out: dict[str, Any]) -> str:
                       *claims, ""])
 
 
-def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0), seed: int = 0,
+def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.3, 1.0, 3.0), seed: int = 0,
                  eval_cfg: EvalConfig | None = None, train_missing: bool = True, progress: bool = True
                  ) -> list[dict[str, Any]]:
     """Hybrid runs at several λ between the two single objectives (the endpoints: generative-only at

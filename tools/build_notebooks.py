@@ -304,12 +304,11 @@ NOTEBOOKS["06_tradeoff.ipynb"] = [
     ]),
     md("**Setup**. λ = 0 is the generative-only model of notebook 3 and λ = ∞ the contrastive-only model of "
        "notebook 2; in between are hybrids (λ = 1 is notebook 4's). Missing runs are trained here: on the cpu "
-       "profile that takes about half an hour (`make tradeoff`)."),
+       "profile about 15 minutes for the two new hybrids, plus a minute per model to evaluate (`make tradeoff`)."),
     code(setup("hybrid")),
     md("## Sweep\nEach run has the same architecture, data and number of steps; only λ differs."),
     code('''from hybridlib.report import lambda_sweep
-lams = (0.3, 3.0) if profile == "smoke" else (0.1, 0.3, 1.0, 3.0)
-rows = lambda_sweep(profile, lams=lams, seed=SEED)
+rows = lambda_sweep(profile, lams=(0.3, 1.0, 3.0), seed=SEED)
 for r in rows:
     print(f"λ={r['lam']:<5g} probe {r['linear_probe_acc']:.3f}  kNN {r['knn_acc']:.3f}  OOD {r['ood_auroc_mean']:.3f} "
           f"({r['ood_best_score']})  corruption {r['corruption_acc_mean']:.3f}  bits/dim {r['test_bits_per_dim']:.3f}")'''),
