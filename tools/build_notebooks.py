@@ -234,6 +234,8 @@ print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")'''),
     md("## Both terms\nThe contrastive term (left) and the generative term in bits/dim (right). Compare them with "
        "the curves of notebooks 2 and 3, loaded here when those runs exist."),
     code('''plots.plot_history(run.history, ["con_loss", "bits_per_dim"], title="hybrid");'''),
+    md("Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its "
+       "contrastive loss against the contrastive model's (each figure appears when that run exists)."),
     code('''from hybridlib.train import read_history
 histories = {name: read_history(run_dir(profile, name, SEED)) for name in ("contrastive", "generative")
              if (run_dir(profile, name, SEED) / "history.csv").exists()}
