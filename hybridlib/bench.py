@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +140,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         tokenizer = PaletteTokenizer(torch.rand(d.palette_size, 3))
     tokens = tokenizer.encode(images)
 
-    class _Data:  # what make_views needs
-        pass
-
-    data = _Data()
-    data.tokenizer = tokenizer
+    data = SimpleNamespace(tokenizer=tokenizer)  # all that make_views reads of PreparedData
     amp = autocast_dtype(cfg.precision, device)
 
     def step(i: int) -> None:

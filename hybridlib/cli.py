@@ -11,7 +11,6 @@ Every error is one line on stderr and a non-zero exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence

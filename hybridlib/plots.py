@@ -12,6 +12,15 @@ MODEL_COLOURS = {"contrastive": "tab:blue", "generative": "tab:orange", "hybrid"
                  "raw_pixels": "tab:gray", "random_init": "lightgray"}
 
 
+def _imshow(ax: plt.Axes, image: Tensor) -> None:
+    """One (C, H, W) image in [0, 1]: grey levels or RGB, pixels shown as blocks."""
+    img = image.detach().cpu().float()
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+
+
 def show_images(images: Tensor, nrow: int = 8, titles: Sequence[str] | None = None, scale: float = 1.2,
                 suptitle: str | None = None) -> plt.Figure:
     """A grid of (N, C, H, W) images in [0, 1]."""
@@ -22,11 +31,7 @@ def show_images(images: Tensor, nrow: int = 8, titles: Sequence[str] | None = No
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            img = images[i].detach().cpu().float()
-            if img.shape[0] == 1:
-                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            else:
-                ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            _imshow(ax, images[i])
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7)
     if suptitle:
@@ -45,11 +50,7 @@ def show_rows(rows: dict[str, Tensor], scale: float = 1.0) -> plt.Figure:
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(images):
-                img = images[c].detach().cpu().float()
-                if img.shape[0] == 1:
-                    ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                else:
-                    ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+                _imshow(ax, images[c])
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
     fig.tight_layout()
