@@ -3,7 +3,8 @@
 For each objective at the cpu profile's shapes (and the gpu profile's when CUDA is present):
 
 - ``img_per_s``: images per second of our step (augmentation, tokenization, forward, backward, AdamW),
-  median of several timed repetitions after warm-up;
+  median of several timed repetitions after warm-up; the step is compiled where the profile compiles
+  (``compiled``), and the first step, which pays for compiling, is reported apart (``first_step_s``);
 - ``reference_img_per_s``: the same step done naively: fp32, minGPT-style attention with an explicit
   mask and softmax, augmentation one image at a time with torchvision, for-loop AdamW;
 - ``speedup`` = their ratio (both measured in the same run: absolute times drift on shared machines);
@@ -11,6 +12,9 @@ For each objective at the cpu profile's shapes (and the gpu profile's when CUDA 
   FLOPs are counted from the architecture: 2 FLOPs per multiply-add of every matmul in the forward
   pass (QKV, attention scores, attention-weighted values, output projection, MLP, heads), times 3 for
   forward plus backward; embeddings, norms and the softmax are not counted (the usual convention);
+- ``reference_mfu``: the reference's FLOP/s over the fp32 matmul peak, and ``speedup_at_full_mfu``:
+  our dtype's peak over the reference's FLOP/s, the ceiling of ``speedup`` for any implementation of
+  the same model on this machine (``speedup`` = ``mfu`` x ``speedup_at_full_mfu``);
 - ``peak_mem_mb``: the step's peak memory above what was allocated before it (CUDA: the allocator's
   peak; CPU: the process's peak resident memory, each case run in its own process).
 
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import OBJECTIVES, Config, get_config
+from .errors import ConfigError
 from .paths import results_dir
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
@@ -117,7 +122,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
     from .model import HybridTransformer
     from .tokenizer import GrayTokenizer, PaletteTokenizer
     from .precision import autocast, autocast_dtype
-    from .train import make_optimizer, make_views, step_generator
+    from .train import compile_step, make_optimizer, make_views, step_generator
 
     device = torch.device(device_name)
     config = get_config(profile, objective, precision="fp32" if reference else "auto")
@@ -128,6 +133,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         for block in [*model.encoder, *model.decoder]:
             block.attn = NaiveAttention(block.attn, config.model.seq_len + 1).to(device)
     objective_module = Objective(model, cfg, config.data.dims_per_token)
+    forward = compile_step(objective_module, device) if cfg.compile and not reference else objective_module
     optimizer = make_optimizer(model, cfg, device)
     if reference:  # the plain for-loop implementation
         for group in optimizer.param_groups:
@@ -154,14 +160,18 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         else:
             views = (None, None)
         with autocast(cfg.precision, device):
-            out = objective_module(tokens[idx], *views)
+            out = forward(tokens[idx], *views)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=not reference)
         optimizer.step()
 
     warmup, repeats = (1, 2) if quick else (WARMUP, REPEATS)
-    for i in range(warmup):
+    t0 = time.perf_counter()
+    step(0)  # compiles, where the profile compiles
+    _sync(device)
+    first_step_s = time.perf_counter() - t0
+    for i in range(1, warmup):
         step(i)
     _sync(device)
     if device.type == "cuda":
@@ -183,7 +193,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mem
     return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak,
             "dtype": str(amp or torch.float32).replace("torch.", ""), "flops_per_step": model_flops_per_step(config),
-            "batch_size": cfg.batch_size}
+            "batch_size": cfg.batch_size, "first_step_s": first_step_s, "compiled": forward is not objective_module}
 
 
 def _rss_mb() -> float:
@@ -198,27 +208,38 @@ def _case_in_subprocess(objective: str, profile: str, reference: bool, device: s
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES
-                   ) -> list[dict[str, Any]]:
-    devices = [("cpu", "cpu")] + ([("gpu", "cuda")] if torch.cuda.is_available() else [])
+def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES,
+                   profiles: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every case of ``profiles`` (default: cpu, and gpu when CUDA is present), each profile on its device."""
+    profiles = profiles or ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+    if "gpu" in profiles and not torch.cuda.is_available():
+        raise ConfigError("the gpu profile's benchmark needs CUDA, and none is available here; bench --profiles cpu")
+    devices = [(profile, "cuda" if profile == "gpu" else "cpu") for profile in profiles]
     peaks: dict[tuple[str, str], float] = {}
     rows = []
     for profile, device in devices:
         for objective in objectives:
             ours = _case_in_subprocess(objective, profile, False, device, quick)
             ref = _case_in_subprocess(objective, profile, True, device, quick)
-            key = (device, ours["dtype"])
-            if key not in peaks:
-                peaks[key] = matmul_peak(getattr(torch, ours["dtype"]), torch.device(device))
+            key, ref_key = (device, ours["dtype"]), (device, ref["dtype"])
+            for k in (key, ref_key):
+                if k not in peaks:
+                    peaks[k] = matmul_peak(getattr(torch, k[1]), torch.device(device))
             flops_per_s = ours["flops_per_step"] * ours["img_per_s"] / ours["batch_size"]
+            ref_flops_per_s = ref["flops_per_step"] * ref["img_per_s"] / ref["batch_size"]
             rows.append({
                 "case": f"{objective}/{profile}", "objective": objective, "profile": profile, "device": device,
                 "dtype": ours["dtype"], "img_per_s": round(ours["img_per_s"], 1),
                 "reference_img_per_s": round(ref["img_per_s"], 1),
                 "speedup": round(ours["img_per_s"] / ref["img_per_s"], 2),
                 "model_gflop_per_s": round(flops_per_s / 1e9, 1), "peak_gflop_per_s": round(peaks[key] / 1e9, 1),
-                "mfu": round(flops_per_s / peaks[key], 3), "peak_mem_mb": round(ours["peak_mem_mb"], 1),
+                "mfu": round(flops_per_s / peaks[key], 3),
+                # the reference's own utilisation of its dtype's peak, and the speedup our step would
+                # reach at 100 % MFU: the ceiling any implementation of the same model has on this machine
+                "reference_mfu": round(ref_flops_per_s / peaks[ref_key], 3),
+                "speedup_at_full_mfu": round(peaks[key] / ref_flops_per_s, 2), "peak_mem_mb": round(ours["peak_mem_mb"], 1),
                 "reference_peak_mem_mb": round(ref["peak_mem_mb"], 1),
+                "compiled": ours["compiled"], "first_step_s": round(ours["first_step_s"], 1),
             })
             print(_format_row(rows[-1]), flush=True)
     extra = _logged_times()
@@ -234,8 +255,9 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
 
 def _format_row(r: dict[str, Any]) -> str:
     return (f"{r['case']:22s} {r['device']:4s} {r['dtype']:8s} {r['img_per_s']:8.1f} img/s  reference "
-            f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x  MFU {100 * r['mfu']:5.1f} % "
-            f"of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB")
+            f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x (at most {r['speedup_at_full_mfu']:.1f}x)  MFU {100 * r['mfu']:5.1f} % "
+            f"of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB"
+            + (f"  (compiled; first step {r['first_step_s']:.0f} s)" if r["compiled"] else ""))
 
 
 def _logged_times() -> dict[str, Any]:

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--temperature", type=_positive_float, help="NT-Xent temperature")
     t.add_argument("--generative-input", choices=("views", "clean"))
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the training step (default: the profile's choice; on for cpu and gpu)")
     t.add_argument("--checkpoint-every", type=_positive_int)
     t.add_argument("--log-every", type=_positive_int)
     t.add_argument("--n-train", type=_positive_int, help="use only the first N training images")
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark the training step against a naive reference")
     b.add_argument("--out", type=Path, default=None, help="default: results/bench.json")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    b.add_argument("--profiles", nargs="+", choices=("cpu", "gpu"), default=None,
+                   help="default: cpu, and gpu when CUDA is present")
     return parser
 
 
@@ -104,7 +108,7 @@ def _train(args: argparse.Namespace) -> None:
     config = get_config(
         args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         lam=args.lam, temperature=args.temperature, generative_input=args.generative_input,
-        precision=args.precision, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+        precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
         n_train=args.n_train, dataset=args.dataset,
     )
     out = args.out or run_dir(config.profile, args.objective, config.train.seed)
@@ -168,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "bench":
             from .bench import run_benchmarks
 
-            run_benchmarks(out=args.out, quick=args.quick)
+            run_benchmarks(out=args.out, quick=args.quick, profiles=args.profiles)
     except HybridlibError as e:
         print(f"hybridlib: error: {e}", file=sys.stderr)
         return 1

@@ -90,6 +90,7 @@ class TrainConfig:
     checkpoint_every: int = 20
     log_every: int = 5
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA and on CPUs with native bf16), "fp32" or "bf16"
+    compile: bool = False  # torch.compile the training step: ~30 s of compiling, then 1.4-1.6x faster steps
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,14 @@ def _profile(name: str) -> Config:
         # The likelihood stays exact per pixel (a token's 4096 values are the joint of 4 pixels).
         data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
         model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
-        train = TrainConfig(steps=300, batch_size=128, warmup_steps=30, checkpoint_every=100, log_every=10)
+        # 500 steps: what the compiled step fits into the 20-minute `make reproduce` (was 300 uncompiled)
+        train = TrainConfig(steps=500, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
+                            compile=True)
     elif name == "gpu":
         data = DataConfig(dataset="cifar10", image_size=32, palette_size=512, patch_size=1)
         model = ModelConfig(d_model=384, n_head=6, n_encoder_layers=4, n_decoder_layers=4, proj_dim=128)
-        train = TrainConfig(steps=4000, batch_size=128, warmup_steps=200, lr=6e-4, checkpoint_every=500, log_every=50)
+        train = TrainConfig(steps=4000, batch_size=128, warmup_steps=200, lr=6e-4, checkpoint_every=500, log_every=50,
+                            compile=True)
     else:
         raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
     model = replace(model, vocab_size=data.vocab_size, seq_len=data.seq_len)

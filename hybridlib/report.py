@@ -76,7 +76,7 @@ def evaluate_all(profile: str, seed: int = 0, data: PreparedData | None = None, 
     return {
         "profile": profile, "seed": seed, "dataset": config.data.dataset,
         "image_size": config.data.image_size, "steps": config.train.steps, "batch_size": config.train.batch_size,
-        "training": training, "eval": eval_cfg.__dict__,
+        "config": config.to_dict(), "training": training, "eval": eval_cfg.__dict__,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "device": "cuda" if torch.cuda.is_available() else "cpu"},
         "models": models,
@@ -189,6 +189,19 @@ def read_summary(profile: str) -> dict[str, Any]:
     return json.loads((results_dir() / profile / "summary.json").read_text())
 
 
+def saved_summary(profile: str, seed: int, eval_cfg: EvalConfig | None = None) -> dict[str, Any] | None:
+    """The summary.json already written for this seed, if it was made with today's configuration and
+    evaluation settings (else None: it must be recomputed)."""
+    eval_cfg = eval_cfg or eval_config_for(profile)
+    expected = get_config(profile, "hybrid", seed=seed).to_dict()
+    for path in (results_dir() / profile / f"seed{seed}" / "summary.json", results_dir() / profile / "summary.json"):
+        if path.exists():
+            summary = json.loads(path.read_text())
+            if summary.get("config") == expected and summary.get("eval") == eval_cfg.__dict__:
+                return summary
+    return None
+
+
 def run_seeds(profile: str | None = None, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict[str, Any]:
     """The comparison over several seeds: mean and standard deviation of every headline number.
 
@@ -202,13 +215,8 @@ def run_seeds(profile: str | None = None, seeds: tuple[int, ...] = (0, 1, 2), pr
     profile = resolve_profile(profile)
     per_seed = {}
     for seed in seeds:
-        path = results_dir() / profile / f"seed{seed}" / "summary.json"
-        main = results_dir() / profile / "summary.json"  # what `make reproduce` wrote, if it was this seed
-        if not path.exists() and main.exists() and json.loads(main.read_text())["seed"] == seed:
-            path = main
-        if path.exists():
-            per_seed[seed] = json.loads(path.read_text())
-        else:
+        per_seed[seed] = saved_summary(profile, seed)  # e.g. seed 0 from `make reproduce`
+        if per_seed[seed] is None:
             per_seed[seed] = evaluate_all(profile, seed, train_missing=True, progress=progress)
             write_summary(per_seed[seed], results_dir() / profile / f"seed{seed}", figures=False)
     names = list(per_seed[seeds[0]]["models"])
@@ -265,7 +273,7 @@ def seeds_markdown(out: dict[str, Any]) -> str:
                       *claims, ""])
 
 
-def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.3, 1.0, 3.0), seed: int = 0,
+def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0), seed: int = 0,
                  eval_cfg: EvalConfig | None = None, train_missing: bool = True, progress: bool = True
                  ) -> list[dict[str, Any]]:
     """Hybrid runs at several λ between the two single objectives (the endpoints: generative-only at
@@ -276,15 +284,39 @@ def lambda_sweep(profile: str | None = None, lams: tuple[float, ...] = (0.3, 1.0
     base = get_config(profile, "hybrid", seed=seed)
     data = prepare_data(base.data)
     eval_cfg = eval_cfg or eval_config_for(profile)
+    summary = saved_summary(profile, seed, eval_cfg)  # the three main runs, evaluated by `make reproduce`
     rows = []
     for lam in (0.0, *lams, math.inf):
         if lam == 0.0 or math.isinf(lam) or lam == base.train.lam:
             objective = {0.0: "generative", math.inf: "contrastive"}.get(lam, "hybrid")
-            run = load_trained(profile, objective, seed, train_missing, data, progress)
+            if summary is not None:
+                r = summary["models"][objective]
+            else:
+                run = load_trained(profile, objective, seed, train_missing, data, progress)
+                r = evaluate_model(run.model, data, f"lam={lam:g}", eval_cfg, progress=progress)
         else:
             config = get_config(profile, "hybrid", seed=seed, lam=lam)
             run = train_or_load(config, run_dir(profile, f"hybrid_lam{lam:g}", seed), data=data, progress=progress)
-        r = evaluate_model(run.model, data, f"lam={lam:g}", eval_cfg, progress=progress)
+            r = evaluate_model(run.model, data, f"lam={lam:g}", eval_cfg, progress=progress)
         rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}, "ood_best_score": r["ood_best_score"]})
     save_results({"profile": profile, "seed": seed, "rows": rows}, results_dir() / profile / "tradeoff.json")
     return rows
+
+
+def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None):
+    """The λ sweep against λ on a log axis, saved to results/<profile>/figures/tradeoff.png when a
+    profile is given. λ = 0 (generative-only) is drawn at a quarter of the smallest λ and λ = ∞
+    (contrastive-only) at four times the largest; the contrastive-only bits/dim is left out, since
+    its decoder is never trained."""
+    from . import plots
+
+    finite = [r["lam"] for r in rows if 0 < r["lam"] < math.inf]
+    x = [min(finite) / 4 if r["lam"] == 0 else max(finite) * 4 if math.isinf(r["lam"]) else r["lam"] for r in rows]
+    metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_mean", "corruption_acc_mean")}
+    metrics["test_bits_per_dim"] = [float("nan") if math.isinf(r["lam"]) else r["test_bits_per_dim"] for r in rows]
+    fig = plots.tradeoff_plot(x, metrics)
+    if profile is not None:
+        out = results_dir() / profile / "figures" / "tradeoff.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    return fig

@@ -12,9 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
+import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,30 @@ def default_device() -> torch.device:
     if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def can_compile(device: torch.device) -> bool:
+    """Whether torch.compile can build kernels here: a C++ compiler on the CPU, Triton on CUDA."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return has_triton()
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+def compile_step(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile(module)``, or ``module`` itself with a warning where nothing can compile it.
+
+    Compiling fuses the casts, norms, GELUs and the loss's log-softmax that otherwise cost as much
+    as the matmuls at our small widths (see `make bench`); compiling takes about half a minute on 2 cores.
+    """
+    if can_compile(device):
+        if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME here: irrelevant
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        return torch.compile(module)
+    warnings.warn("torch.compile needs a C++ compiler (g++, or $CXX) on the CPU and Triton on CUDA; none found, "
+                  "so training runs uncompiled (slower, same results). Install g++ to compile.", stacklevel=2)
+    return module
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -148,7 +175,7 @@ def _prepare_out_dir(out_dir: Path, config: Config, resume: bool, overwrite: boo
             f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     state = load_checkpoint(ckpt_path)
-    diffs = config_differences(Config.from_dict(state["config"]), config, ignore=("steps",))
+    diffs = config_differences(Config.from_dict(state["config"]), config, ignore=("steps", "compile"))
     if diffs:
         raise CheckpointError(f"cannot resume {ckpt_path}: it was trained with a different configuration ("
                               + "; ".join(diffs) + "); use another --out or pass --overwrite")
@@ -199,6 +226,7 @@ def train(
     wrapped = objective if world == 1 else DistributedDataParallel(
         objective, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=cfg.objective != "hybrid")
+    step_module = compile_step(wrapped, device) if cfg.compile else wrapped
     sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
@@ -228,7 +256,7 @@ def train(
         views = make_views(train_images[idx], data, cfg, step_generator(cfg.seed, step, rank)) \
             if objective.uses_views else (None, None)
         with autocast(cfg.precision, device):
-            out = wrapped(clean, *views)
+            out = step_module(clean, *views)
         loss = out["loss"]
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()),
                                      torch.full_like(first_bad_step, step), first_bad_step)

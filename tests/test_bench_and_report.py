@@ -77,9 +77,10 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved == rows
     for key in ("case", "objective", "profile", "device", "img_per_s", "reference_img_per_s", "speedup", "mfu",
-                "peak_mem_mb"):
+                "peak_mem_mb", "reference_mfu", "speedup_at_full_mfu", "compiled", "first_step_s"):
         assert key in saved[0]
-    assert saved[0]["img_per_s"] > 0 and 0 < saved[0]["mfu"] < 1
+    assert saved[0]["img_per_s"] > 0 and 0 < saved[0]["mfu"] < 1 and 0 < saved[0]["reference_mfu"] < 1
+    assert saved[0]["compiled"] == get_config("cpu", "generative").train.compile
 
 
 def test_seed_claims_count_only_gaps_beyond_the_spread():
@@ -123,3 +124,20 @@ def test_exercise_answers():
     assert is_correct("hybrid-lambda", math.log(4096) / math.log(255))
     assert not is_correct("tokens-vocab", 4096) and not is_correct("tokens-vocab", None)
     assert set(EXERCISES) == {"tokens-vocab", "nt-xent-orthogonal", "bits-per-dim", "hybrid-lambda"}
+
+
+def test_a_saved_summary_is_reused_only_for_the_same_configuration(tmp_path, monkeypatch):
+    from hybridlib.evaluate import eval_config_for
+    from hybridlib.report import saved_summary
+
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
+    summary = {"seed": 1, "config": get_config("smoke", "hybrid", seed=1).to_dict(),
+               "eval": eval_config_for("smoke").__dict__, "models": {}}
+    (tmp_path / "smoke" / "seed1").mkdir(parents=True)
+    path = tmp_path / "smoke" / "seed1" / "summary.json"
+    path.write_text(json.dumps(summary))
+    assert saved_summary("smoke", 1) == summary
+    assert saved_summary("smoke", 2) is None  # another seed
+    summary["config"]["train"]["steps"] += 1  # written before the profile changed: stale
+    path.write_text(json.dumps(summary))
+    assert saved_summary("smoke", 1) is None

@@ -2,6 +2,7 @@ import json
 import subprocess
 
 import pytest
+import torch
 
 from conftest import python_cmd, subprocess_env
 
@@ -19,6 +20,8 @@ def run(*args, check=False):
     (["train", "--objective", "hybrid", "--dataset", "imagenet"], "choose from 'digits'"),
     (["evaluate", "--ckpt", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
     (["fetch-data", "imagenet"], "choose from 'digits'"),
+    pytest.param(["bench", "--profiles", "gpu"], "needs CUDA", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="CUDA is present")),
 ])
 def test_bad_input_is_one_line_and_a_non_zero_exit(args, message):
     result = run(*args)

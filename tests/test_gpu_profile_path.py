@@ -22,7 +22,7 @@ def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch
     monkeypatch.setattr(evaluate_mod, "load_dataset", _fake_rgb)
     config = get_config("gpu", "hybrid", image_size=8, palette_size=16, d_model=32, n_head=2, n_encoder_layers=1,
                         n_decoder_layers=1, proj_dim=16, batch_size=8, steps=4, checkpoint_every=2, log_every=2,
-                        warmup_steps=1)
+                        warmup_steps=1, compile=False)  # compiling is tested once, in test_train.py
     assert (config.model.vocab_size, config.model.seq_len, config.data.dims_per_token) == (16, 64, 3)
     data = prepare_data(config.data, root=tmp_path)
     assert (tmp_path / "palette_cifar10_16.npy").exists()

@@ -98,3 +98,26 @@ def test_batch_sampler_covers_each_epoch_once_and_splits_across_ranks():
     assert sorted(torch.cat([r0(3), r1(3)]).tolist()) == sorted(s(3).tolist())
     tiny = BatchSampler(n_items=3, batch_size=8, seed=0)
     assert len(tiny(0)) == 8
+
+
+def test_compiled_step_trains_like_the_eager_one(tmp_path, smoke_data):
+    """torch.compile (on for the cpu and gpu profiles) changes speed, not what is learned."""
+    eager = train(get_config("smoke", "hybrid", steps=10, log_every=5), tmp_path / "eager", progress=False,
+                  data=smoke_data)
+    compiled = train(get_config("smoke", "hybrid", steps=10, log_every=5, compile=True), tmp_path / "compiled",
+                     progress=False, data=smoke_data)
+    for a, b in zip(eager.history, compiled.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-2)
+    # compile is a speed setting: a run may be resumed with it switched
+    train(get_config("smoke", "hybrid", steps=12, log_every=5), tmp_path / "compiled", resume=True,
+          progress=False, data=smoke_data)
+
+
+def test_without_a_compiler_training_warns_and_runs_eagerly(tmp_path, smoke_data, monkeypatch):
+    from hybridlib import train as train_module
+
+    monkeypatch.setattr(train_module, "can_compile", lambda device: False)
+    with pytest.warns(UserWarning, match="C\\+\\+ compiler"):
+        result = train(get_config("smoke", "generative", steps=5, compile=True), tmp_path / "run", progress=False,
+                       data=smoke_data)
+    assert result.step == 5
