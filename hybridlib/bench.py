@@ -237,7 +237,8 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
                 # the reference's own utilisation of its dtype's peak, and the speedup our step would
                 # reach at 100 % MFU: the ceiling any implementation of the same model has on this machine
                 "reference_mfu": round(ref_flops_per_s / peaks[ref_key], 3),
-                "speedup_at_full_mfu": round(peaks[key] / ref_flops_per_s, 2), "peak_mem_mb": round(ours["peak_mem_mb"], 1),
+                "speedup_at_full_mfu": round(peaks[key] / ref_flops_per_s, 2),
+                "peak_mem_mb": round(ours["peak_mem_mb"], 1),
                 "reference_peak_mem_mb": round(ref["peak_mem_mb"], 1),
                 "compiled": ours["compiled"], "first_step_s": round(ours["first_step_s"], 1),
             })
@@ -255,8 +256,8 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
 
 def _format_row(r: dict[str, Any]) -> str:
     return (f"{r['case']:22s} {r['device']:4s} {r['dtype']:8s} {r['img_per_s']:8.1f} img/s  reference "
-            f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x (at most {r['speedup_at_full_mfu']:.1f}x)  MFU {100 * r['mfu']:5.1f} % "
-            f"of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB"
+            f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x (at most {r['speedup_at_full_mfu']:.1f}x)"
+            f"  MFU {100 * r['mfu']:5.1f} % of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB"
             + (f"  (compiled; first step {r['first_step_s']:.0f} s)" if r["compiled"] else ""))
 
 

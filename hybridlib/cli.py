@@ -108,8 +108,8 @@ def _train(args: argparse.Namespace) -> None:
     config = get_config(
         args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         lam=args.lam, temperature=args.temperature, generative_input=args.generative_input,
-        precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-        n_train=args.n_train, dataset=args.dataset,
+        precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every, n_train=args.n_train, dataset=args.dataset,
     )
     out = args.out or run_dir(config.profile, args.objective, config.train.seed)
     result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
