@@ -59,7 +59,7 @@ def check_choice(answer: Any, expected: Any, hint: str) -> None:
     """For questions whose answer is read off this run's own results (a model name, a λ)."""
     if answer is None:
         print(f"not answered yet (hint: {hint})")
-    elif answer == expected or (isinstance(answer, str) and str(answer).strip().lower() == str(expected).lower()):
+    elif answer == expected or (isinstance(answer, str) and answer.strip().lower() == str(expected).lower()):
         print("correct")
     else:
         print(f"not quite (hint: {hint})")

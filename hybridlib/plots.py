@@ -167,7 +167,8 @@ def tradeoff_plot(x: Sequence[float], metrics: dict[str, Sequence[float]],
     return fig
 
 
-def save(fig: plt.Figure, path) -> None:
-    """Save as PNG (what GitHub and nbval handle well) and close it."""
+def save(fig: plt.Figure, path, close: bool = True) -> None:
+    """Save as PNG (what GitHub and nbval handle well) and close it, unless a notebook still shows it."""
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    if close:
+        plt.close(fig)

@@ -318,5 +318,5 @@ def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None):
     if profile is not None:
         out = results_dir() / profile / "figures" / "tradeoff.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110, bbox_inches="tight")
+        plots.save(fig, out, close=False)
     return fig
