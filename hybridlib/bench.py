@@ -1,6 +1,6 @@
 """`make bench`: the training step, measured against a naive reference and the machine's own limit.
 
-For each objective at the cpu profile's shapes (and the gpu profile's when CUDA is present):
+For each objective at the cpu profile's shapes (and the GPU profiles' when CUDA is present):
 
 - ``img_per_s``: images per second of our step (augmentation, tokenization, forward, backward, AdamW),
   median of several timed repetitions after warm-up; the step is compiled where the profile compiles
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import OBJECTIVES, Config, get_config
+from .config import GPU_PROFILES, OBJECTIVES, Config, get_config
 from .errors import ConfigError
 from .paths import results_dir
 
@@ -62,8 +62,10 @@ def model_flops_per_step(config: Config) -> float:
     return 3.0 * forward
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048) -> float:
-    """FLOP/s of a large square matmul: the practical peak of this machine in this dtype."""
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = None) -> float:
+    """FLOP/s of a large square matmul: the practical peak of this machine in this dtype.
+    A GPU needs a larger matrix than a CPU (8192 vs 2048) to reach its peak."""
+    size = size or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
@@ -121,7 +123,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
     from .losses import Objective
     from .model import HybridTransformer
     from .tokenizer import GrayTokenizer, PaletteTokenizer
-    from .precision import autocast, autocast_dtype
+    from .precision import autocast, autocast_dtype, grad_scaler
     from .train import compile_step, make_optimizer, make_views, step_generator
 
     device = torch.device(device_name)
@@ -133,7 +135,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         for block in [*model.encoder, *model.decoder]:
             block.attn = NaiveAttention(block.attn, config.model.seq_len + 1).to(device)
     objective_module = Objective(model, cfg, config.data.dims_per_token)
-    forward = compile_step(objective_module, device) if cfg.compile and not reference else objective_module
+    runner = compile_step(objective_module, device, cfg.compile and not reference)
     optimizer = make_optimizer(model, cfg, device)
     if reference:  # the plain for-loop implementation
         for group in optimizer.param_groups:
@@ -148,6 +150,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
 
     data = SimpleNamespace(tokenizer=tokenizer)  # all that make_views reads of PreparedData
     amp = autocast_dtype(cfg.precision, device)
+    scaler = grad_scaler(amp, device)
 
     def step(i: int) -> None:
         idx = torch.arange(i % 4 * cfg.batch_size, (i % 4 + 1) * cfg.batch_size, device=device)
@@ -159,12 +162,18 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
                 views = make_views(images[idx], data, cfg, g)
         else:
             views = (None, None)
-        with autocast(cfg.precision, device):
-            out = forward(tokens[idx], *views)
-        optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+
+        def forward_backward(module: Any) -> None:
+            with autocast(amp, device):
+                out = module(tokens[idx], *views)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out["loss"]).backward()
+
+        runner(forward_backward)
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=not reference)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
 
     warmup, repeats = (1, 2) if quick else (WARMUP, REPEATS)
     t0 = time.perf_counter()
@@ -193,7 +202,8 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mem
     return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak,
             "dtype": str(amp or torch.float32).replace("torch.", ""), "flops_per_step": model_flops_per_step(config),
-            "batch_size": cfg.batch_size, "first_step_s": first_step_s, "compiled": forward is not objective_module}
+            "batch_size": cfg.batch_size, "first_step_s": first_step_s,
+            "compiled": runner.compiled is not None}
 
 
 def _rss_mb() -> float:
@@ -210,11 +220,12 @@ def _case_in_subprocess(objective: str, profile: str, reference: bool, device: s
 
 def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES,
                    profiles: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every case of ``profiles`` (default: cpu, and gpu when CUDA is present), each profile on its device."""
-    profiles = profiles or ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
-    if "gpu" in profiles and not torch.cuda.is_available():
-        raise ConfigError("the gpu profile's benchmark needs CUDA, and none is available here; bench --profiles cpu")
-    devices = [(profile, "cuda" if profile == "gpu" else "cpu") for profile in profiles]
+    """Every case of ``profiles`` (default: cpu, and the GPU profiles when CUDA is present), each on its device."""
+    profiles = profiles or ["cpu"] + (list(GPU_PROFILES) if torch.cuda.is_available() else [])
+    gpu = [p for p in profiles if p in GPU_PROFILES]
+    if gpu and not torch.cuda.is_available():
+        raise ConfigError(f"the {', '.join(gpu)} benchmark needs CUDA, and none is available here; bench --profiles cpu")
+    devices = [(profile, "cuda" if profile in GPU_PROFILES else "cpu") for profile in profiles]
     peaks: dict[tuple[str, str], float] = {}
     rows = []
     for profile, device in devices:
@@ -284,3 +295,9 @@ def _format_times(extra: dict[str, Any]) -> list[str]:
     if extra.get("reproduce_wall_time_s"):
         lines.append(f"make reproduce (cpu profile) wall time: {extra['reproduce_wall_time_s'] / 60:.1f} min")
     return lines
+
+
+def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = 0.25) -> float:
+    """Minutes of training for ``config`` on a device of ``peak_flops`` FLOP/s running at ``mfu`` of it:
+    model FLOPs per step x steps / achieved FLOP/s (the arithmetic behind docs/profiles.md)."""
+    return model_flops_per_step(config) * config.train.steps / (peak_flops * mfu) / 60

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import DATASETS, OBJECTIVES, PROFILE_CHOICES
+from .config import DATASETS, GPU_PROFILES, OBJECTIVES, PROFILE_CHOICES
+from .precision import PRECISIONS
 from .errors import HybridlibError
 
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one objective")
     t.add_argument("--objective", required=True, choices=OBJECTIVES)
     t.add_argument("--profile", default=None, choices=PROFILE_CHOICES,
-                   help="default: $HYBRIDLIB_PROFILE, else auto (gpu if CUDA is available, else cpu)")
+                   help="default: $HYBRIDLIB_PROFILE, else auto (gpu on a large GPU, gpu-small on another, else cpu)")
     t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/PROFILE/seedS/OBJECTIVE)")
     t.add_argument("--steps", type=_positive_int)
     t.add_argument("--seed", type=_non_negative_int)
@@ -59,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lam", type=_non_negative_float, help="hybrid weight of the contrastive loss")
     t.add_argument("--temperature", type=_positive_float, help="NT-Xent temperature")
     t.add_argument("--generative-input", choices=("views", "clean"))
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    t.add_argument("--precision", choices=PRECISIONS,
+                   help="default auto: bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else fp32")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the training step (default: the profile's choice; on for cpu and gpu)")
+                   help="torch.compile the training step (default: the profile's choice; on but for smoke)")
     t.add_argument("--checkpoint-every", type=_positive_int)
     t.add_argument("--log-every", type=_positive_int)
     t.add_argument("--n-train", type=_positive_int, help="use only the first N training images")
@@ -95,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmark the training step against a naive reference")
     b.add_argument("--out", type=Path, default=None, help="default: results/bench.json")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
-    b.add_argument("--profiles", nargs="+", choices=("cpu", "gpu"), default=None,
-                   help="default: cpu, and gpu when CUDA is present")
+    b.add_argument("--profiles", nargs="+", choices=("cpu", *GPU_PROFILES), default=None,
+                   help="default: cpu, and the GPU profiles when CUDA is present")
     return parser
 
 

@@ -5,10 +5,12 @@ A profile fixes data, model and training budget so that the three objectives
 
 - ``smoke``: seconds on a laptop; scikit-learn's embedded 8x8 digits. For tests.
 - ``cpu``:   real results on 2 CPU cores; Fashion-MNIST at 14x14, 8 grey levels.
-- ``gpu``:   one GPU; CIFAR-10 at 32x32 with a 512-colour (9-bit) k-means palette.
+- ``gpu-small``: a free Colab GPU (T4) or any GPU under 32 GB or older than Ampere; CIFAR-10 at
+  16x16 with a 512-colour (9-bit) k-means palette; each training notebook in a class slot.
+- ``gpu``:   one large modern GPU (A100, H100); CIFAR-10 at 32x32, the same palette.
 
-``auto`` picks ``gpu`` when CUDA is available, else ``cpu``. The environment
-variable ``HYBRIDLIB_PROFILE`` sets the default for the notebooks and the CLI.
+``auto`` picks by the hardware: :func:`resolve_profile`. The environment variable
+``HYBRIDLIB_PROFILE`` sets the default for the notebooks and the CLI.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
+from .precision import PRECISIONS
 
 OBJECTIVES = ("contrastive", "generative", "hybrid")
-PROFILES = ("smoke", "cpu", "gpu")
+GPU_PROFILES = ("gpu-small", "gpu")
+PROFILES = ("smoke", "cpu", *GPU_PROFILES)
 PROFILE_CHOICES = PROFILES + ("auto",)
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn")
 RGB_DATASETS = ("cifar10", "cifar100", "svhn")
@@ -89,8 +93,8 @@ class TrainConfig:
     jitter: float = 0.4  # brightness/contrast jitter strength
     checkpoint_every: int = 20
     log_every: int = 5
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA and on CPUs with native bf16), "fp32" or "bf16"
-    compile: bool = False  # torch.compile the training step: ~30 s of compiling, then 1.4-1.6x faster steps
+    precision: str = "auto"  # "auto" (by the hardware: see precision.py), "fp32", "bf16" or "fp16"
+    compile: bool = False  # torch.compile the training step: compiling once, then faster steps (`make bench`)
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ def _profile(name: str) -> Config:
         # 500 steps: what the compiled step fits into the 20-minute `make reproduce` (was 300 uncompiled)
         train = TrainConfig(steps=500, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
                             compile=True)
+    elif name == "gpu-small":
+        # 16x16 pixels (256 tokens) and d=256: about 17 GFLOP per hybrid training image, so each training
+        # notebook fits a class slot on a T4 (docs/profiles.md has the arithmetic)
+        data = DataConfig(dataset="cifar10", image_size=16, palette_size=512, patch_size=1)
+        model = ModelConfig(d_model=256, n_head=4, n_encoder_layers=4, n_decoder_layers=2, proj_dim=128)
+        train = TrainConfig(steps=2000, batch_size=128, warmup_steps=100, lr=6e-4, checkpoint_every=250,
+                            log_every=25, compile=True)
     elif name == "gpu":
         data = DataConfig(dataset="cifar10", image_size=32, palette_size=512, patch_size=1)
         model = ModelConfig(d_model=384, n_head=6, n_encoder_layers=4, n_decoder_layers=4, proj_dim=128)
@@ -141,12 +152,27 @@ def _profile(name: str) -> Config:
     return Config(profile=name, data=data, model=model, train=train)
 
 
+LARGE_GPU_MEMORY_GB = 32
+
+
+def is_large_gpu(device: int = 0) -> bool:
+    """Native bf16 (compute capability 8.0+) and at least 32 GB: a GPU the full ``gpu`` profile fits in time."""
+    props = torch.cuda.get_device_properties(device)
+    return (props.major, props.minor) >= (8, 0) and props.total_memory >= LARGE_GPU_MEMORY_GB * 1e9
+
+
 def resolve_profile(profile: str | None = None) -> str:
-    """Turn ``None`` (the HYBRIDLIB_PROFILE variable, else auto) or ``auto`` into a profile name."""
+    """Turn ``None`` (the HYBRIDLIB_PROFILE variable, else auto) or ``auto`` into a profile name.
+
+    ``auto``: ``gpu`` on a large modern GPU, ``gpu-small`` on any other GPU (a T4, a 24 GB card),
+    ``cpu`` without CUDA.
+    """
     if profile is None:
         profile = os.environ.get("HYBRIDLIB_PROFILE", "auto") or "auto"
     if profile == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        return "gpu" if is_large_gpu() else "gpu-small"
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
     return profile
@@ -217,8 +243,8 @@ def validate(config: Config) -> None:
         raise ConfigError("contrastive objectives need batch_size >= 2 (negatives come from the batch)")
     if t.generative_input not in ("views", "clean"):
         raise ConfigError(f"unknown generative_input {t.generative_input!r}; choose one of: views, clean")
-    if t.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"unknown precision {t.precision!r}; choose one of: auto, fp32, bf16")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {t.precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if not 0 < t.crop_scale <= 1:
         raise ConfigError(f"crop_scale must be in (0, 1], got {t.crop_scale}")
     if not 0 <= t.min_lr_ratio <= 1:
@@ -226,6 +252,6 @@ def validate(config: Config) -> None:
 
 
 __all__ = [
-    "OBJECTIVES", "PROFILES", "PROFILE_CHOICES", "DATASETS", "Config", "DataConfig", "ModelConfig",
+    "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "Config", "DataConfig", "ModelConfig",
     "TrainConfig", "get_config", "resolve_profile", "validate"
 ]

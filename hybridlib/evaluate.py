@@ -38,7 +38,7 @@ from .data import PreparedData, load_dataset, prepare_data, resize
 from .errors import DataError
 from .losses import image_bits_per_dim
 from .model import HybridTransformer
-from .precision import autocast
+from .precision import autocast, autocast_dtype
 
 SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_mean", "corruption_acc_mean", "ece")
 
@@ -121,7 +121,7 @@ def model_features(model: HybridTransformer, data: PreparedData, batch_size: int
 
     @torch.no_grad()
     def features(images: Tensor) -> Tensor:
-        with autocast("auto", device):
+        with autocast(autocast_dtype("auto", device), device):
             out = [model.encode(data.tokenizer.encode(images[i : i + batch_size]).to(device)).float().cpu()
                    for i in range(0, len(images), batch_size)]
         return torch.cat(out)
@@ -144,7 +144,7 @@ def bits_per_image(model: HybridTransformer, data: PreparedData, images: Tensor,
     out = []
     for i in range(0, len(images), batch_size):
         tokens = data.tokenizer.encode(images[i : i + batch_size]).to(device)
-        with autocast("auto", device):
+        with autocast(autocast_dtype("auto", device), device):
             logits = model.forward_decoder(model.forward_encoder(tokens))
         out.append(image_bits_per_dim(logits, tokens, data.config.dims_per_token).cpu())
     return torch.cat(out)

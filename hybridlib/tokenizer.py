@@ -92,7 +92,9 @@ def make_tokenizer(data: DataConfig, train_images: Tensor | None = None, cache_d
     """The tokenizer of a data configuration; an RGB palette is fitted once and cached."""
     if data.channels == 1:
         return GrayTokenizer(data.levels, data.patch_size)
-    path = cache_dir / f"palette_{data.dataset}_{data.palette_size}.npy" if cache_dir else None
+    # the palette is fitted at the profile's resolution, so the file name holds it
+    name = f"palette_{data.dataset}_{data.image_size}px_{data.palette_size}.npy"
+    path = cache_dir / name if cache_dir else None
     if path is not None and path.exists():
         try:
             palette = torch.from_numpy(np.load(path))

@@ -20,12 +20,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils._triton import has_triton
 from tqdm.auto import tqdm
 
 from .augment import random_views
@@ -35,7 +36,11 @@ from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
 from .losses import Objective
 from .model import HybridTransformer
-from .precision import autocast
+from .precision import autocast, autocast_dtype, grad_scaler
+
+# fp16 loss scaling skips the steps whose gradients overflowed (often the very first one) while the
+# schedule advances with the step count; torch warns about that order, which is intended here
+warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
 
 HISTORY_NAME = "history.csv"
 HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
@@ -62,27 +67,59 @@ def default_device() -> torch.device:
 
 
 def can_compile(device: torch.device) -> bool:
-    """Whether torch.compile can build kernels here: a C++ compiler on the CPU, Triton on CUDA."""
+    """Whether torch.compile can build kernels here: a C++ compiler on the CPU; Triton and a GPU it
+    supports (compute capability 7.0 or newer) on CUDA."""
     if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        return has_triton()
+        return has_triton() and torch.cuda.get_device_capability(device) >= (7, 0)
     return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
-def compile_step(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """``torch.compile(module)``, or ``module`` itself with a warning where nothing can compile it.
+class CompiledStep:
+    """Runs a training step with ``torch.compile(module)``, falling back to ``module`` itself when
+    compiling fails.
+
+    Compiling happens at the first forward and the first backward, so a missing compiler, a dtype
+    the GPU's compiler refuses or a Triton error surfaces there, not at ``torch.compile``. Then this
+    warns once and runs the same step eagerly from then on (slower, same results): never a crash in
+    a student's notebook. ``dynamic=False``: every batch has the same shape, and a process that
+    trains two configurations gets a fixed-shape graph for each instead of a symbolic one.
+    """
+
+    def __init__(self, module: torch.nn.Module, compile: bool = True) -> None:
+        self.module = module
+        self.compiled: Any = torch.compile(module, dynamic=False) if compile else None
+
+    def __call__(self, step: Callable[[Any], Any]) -> Any:
+        """``step(module)`` does the forward and backward with the module it is given."""
+        if self.compiled is not None:
+            try:
+                return step(self.compiled)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # backend, lowering and Triton errors have no common base class
+                reason = (str(e).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason}); training runs uncompiled "
+                              "(slower, same results)", stacklevel=2)
+                self.compiled = None
+        return step(self.module)
+
+
+def compile_step(module: torch.nn.Module, device: torch.device, compile: bool = True) -> CompiledStep:
+    """The runner of a training step: compiled where asked and where torch.compile can work here
+    (with a warning where it cannot), else eager.
 
     Compiling fuses the casts, norms, GELUs and the loss's log-softmax that otherwise cost as much
-    as the matmuls at our small widths (see `make bench`); compiling takes about half a minute on 2 cores.
+    as the matmuls at our small widths (see `make bench`).
     """
-    if can_compile(device):
-        if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME here: irrelevant
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        return torch.compile(module)
-    warnings.warn("torch.compile needs a C++ compiler (g++, or $CXX) on the CPU and Triton on CUDA; none found, "
-                  "so training runs uncompiled (slower, same results). Install g++ to compile.", stacklevel=2)
-    return module
+    usable = compile and can_compile(device)
+    if compile and not usable:
+        warnings.warn("torch.compile needs a C++ compiler (g++, or $CXX) on the CPU, and Triton with a GPU of "
+                      "compute capability 7.0+ on CUDA; none found, so training runs uncompiled (slower, same "
+                      "results).", stacklevel=2)
+    if usable and device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    runner = CompiledStep(module, compile=usable)
+    return runner
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -211,12 +248,16 @@ def train(
     objective = Objective(model, cfg, config.data.dims_per_token)
     optimizer = make_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    scaler = grad_scaler(amp_dtype, device)  # fp16 only; a no-op otherwise
     start_step, history, wall_before = 0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_torch"])
+        if scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_step, history, wall_before = state["step"], list(state["history"]), state["wall_time_s"]
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +267,7 @@ def train(
     wrapped = objective if world == 1 else DistributedDataParallel(
         objective, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=cfg.objective != "hybrid")
-    step_module = compile_step(wrapped, device) if cfg.compile else wrapped
+    runner = compile_step(wrapped, device, cfg.compile)
     sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
@@ -236,7 +277,8 @@ def train(
             save_checkpoint({
                 "config": config.to_dict(), "step": step, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng_torch": torch.get_rng_state(), "history": history, "wall_time_s": wall_before + elapsed,
+                "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(), "history": history,
+                "wall_time_s": wall_before + elapsed,
             }, out_dir / CHECKPOINT_NAME)
             write_history(history, out_dir / HISTORY_NAME)
         if world > 1:
@@ -255,16 +297,22 @@ def train(
         clean = train_tokens[idx]
         views = make_views(train_images[idx], data, cfg, step_generator(cfg.seed, step, rank)) \
             if objective.uses_views else (None, None)
-        with autocast(cfg.precision, device):
-            out = step_module(clean, *views)
-        loss = out["loss"]
-        first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss.detach()),
+
+        def forward_backward(module: Any) -> dict[str, Tensor]:
+            with autocast(amp_dtype, device):
+                out = module(clean, *views)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out["loss"]).backward()
+            return out
+
+        out = runner(forward_backward)
+        first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(out["loss"].detach()),
                                      torch.full_like(first_bad_step, step), first_bad_step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
-        optimizer.step()
+        scaler.step(optimizer)  # skipped where fp16 gradients overflowed; the scale is lowered instead
+        scaler.update()
         scheduler.step()
         sums += torch.stack([out[k].detach().float() if k in out else torch.zeros((), device=device) for k in terms])
 

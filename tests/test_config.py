@@ -34,7 +34,7 @@ def test_auto_and_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"profile": "laptop"}, "choose one of: smoke, cpu, gpu, auto"),
+    ({"profile": "laptop"}, "choose one of: smoke, cpu, gpu-small, gpu, auto"),
     ({"objective": "jigsaw"}, "choose one of: contrastive, generative, hybrid"),
     ({"dataset": "imagenet"}, "choose one of: digits"),
     ({"steps": 0}, "steps must be positive"),

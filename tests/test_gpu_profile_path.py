@@ -25,7 +25,7 @@ def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch
                         warmup_steps=1, compile=False)  # compiling is tested once, in test_train.py
     assert (config.model.vocab_size, config.model.seq_len, config.data.dims_per_token) == (16, 64, 3)
     data = prepare_data(config.data, root=tmp_path)
-    assert (tmp_path / "palette_cifar10_16.npy").exists()
+    assert (tmp_path / "palette_cifar10_8px_16.npy").exists()
     assert data.train_tokens.shape == (64, 64) and data.train_tokens.max() < 16
     result = train(config, tmp_path / "run", progress=False, data=data, device="cpu")
     assert result.step == 4 and all(torch.isfinite(torch.tensor(r["loss"])) for r in result.history)

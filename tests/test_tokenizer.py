@@ -47,10 +47,10 @@ def test_fitted_palette_is_cached(tmp_path):
     assert palette.shape == (16, 3) and 0 <= palette.min() and palette.max() <= 1
     cfg = DataConfig(dataset="cifar10", image_size=8, palette_size=16)
     first = make_tokenizer(cfg, images, cache_dir=tmp_path)
-    assert (tmp_path / "palette_cifar10_16.npy").exists()
+    assert (tmp_path / "palette_cifar10_8px_16.npy").exists()
     second = make_tokenizer(cfg, None, cache_dir=tmp_path)  # no images needed once cached
     assert torch.equal(first.palette, second.palette)
-    np.save(tmp_path / "palette_cifar10_16.npy", np.zeros((3, 3)))
+    np.save(tmp_path / "palette_cifar10_8px_16.npy", np.zeros((3, 3)))
     from hybridlib.errors import DataError
     with pytest.raises(DataError, match="delete it"):
         make_tokenizer(cfg, None, cache_dir=tmp_path)
