@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from .config import get_config
-    from .paths import run_dir
+    from .paths import run_dir_for
     from .train import train
 
     config = get_config(
@@ -113,7 +113,7 @@ def _train(args: argparse.Namespace) -> None:
         precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, n_train=args.n_train, dataset=args.dataset,
     )
-    out = args.out or run_dir(config.profile, args.objective, config.train.seed)
+    out = args.out or run_dir_for(config)
     result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    device=args.device)
     last = result.history[-1] if result.history else {}

@@ -9,7 +9,13 @@ relative to the working directory.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
+
+from .config import Config, get_config
+
+# derived from the data (vocab_size, seq_len) or a speed setting (compile): never part of a run's name
+_NOT_IN_NAMES = ("vocab_size", "seq_len", "compile")
 
 
 def repo_root() -> Path:
@@ -36,3 +42,13 @@ def results_dir() -> Path:
 def run_dir(profile: str, objective: str, seed: int) -> Path:
     """The conventional output folder of one training run."""
     return runs_dir() / profile / f"seed{seed}" / objective
+
+
+def run_dir_for(config: Config) -> Path:
+    """The folder of a configuration's run: :func:`run_dir` for the profile's own settings; with other
+    settings their values are appended (``hybrid-lam0.3-steps100``), so variants never share a folder."""
+    default = get_config(config.profile, config.train.objective, seed=config.train.seed)
+    changed = [f"{key}{value}" for section in ("data", "model", "train")
+               for key, value in asdict(getattr(config, section)).items()
+               if key not in _NOT_IN_NAMES and getattr(getattr(default, section), key) != value]
+    return run_dir(config.profile, "-".join([config.train.objective, *changed]), config.train.seed)

@@ -14,16 +14,19 @@ from typing import Any
 
 import torch
 
+from .bench import estimate_train_minutes, matmul_peak
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
 from .config import OBJECTIVES, Config, get_config
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError
 from .evaluate import SUMMARY_KEYS, EvalConfig, eval_config_for, evaluate_baselines, evaluate_model, save_results
 from .paths import results_dir, run_dir
-from .train import train
+from .precision import autocast_dtype
+from .train import default_device, train
 
 NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}
 COLUMNS = SUMMARY_KEYS + ("test_bits_per_dim",)
+ASSUMED_MFU = 0.3  # for the time estimate of a missing model; `make bench` measures 14-51 % on our machines
 
 
 def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedData | None = None,
@@ -44,23 +47,30 @@ def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedDat
     return train(config, out_dir, resume=True, overwrite=False, progress=progress, device=device, data=data)
 
 
-def load_trained(profile: str, objective: str, seed: int = 0, train_missing: bool | None = None,
+def load_trained(profile: str, objective: str, seed: int = 0, train_missing: bool = True,
                  data: PreparedData | None = None, progress: bool = True):
-    """The model of an earlier notebook. Missing: trained here if ``train_missing`` (default: smoke
-    profile only, where it takes seconds), else one clear error saying what to run."""
+    """The model of an earlier notebook. Missing (a notebook opened on its own, on Colab say): trained
+    here after one line saying roughly how long that takes; with ``train_missing=False``, one clear
+    error saying what to run instead."""
     config = get_config(profile, objective, seed=seed)
     out_dir = run_dir(profile, objective, seed)
     finished = (out_dir / CHECKPOINT_NAME).exists() and load_checkpoint(out_dir)["step"] >= config.train.steps
-    if not finished and not (profile == "smoke" if train_missing is None else train_missing):
-        raise CheckpointError(
-            f"no finished {objective} model for profile {profile!r} seed {seed} in {out_dir}: run notebooks/"
-            f"{NOTEBOOK_OF[objective]} or `python -m hybridlib train --objective {objective} --profile {profile}"
-            f" --seed {seed} --resume`")
+    if not finished:
+        if not train_missing:
+            raise CheckpointError(
+                f"no finished {objective} model for profile {profile!r} seed {seed} in {out_dir}: run notebooks/"
+                f"{NOTEBOOK_OF[objective]} or `python -m hybridlib train --objective {objective} --profile {profile}"
+                f" --seed {seed} --resume`")
+        device = default_device()
+        peak = matmul_peak(autocast_dtype(config.train.precision, device) or torch.float32, device)
+        minutes = estimate_train_minutes(config, peak, mfu=ASSUMED_MFU)
+        print(f"no finished {objective} model in {out_dir}: training it here (the run of notebooks/"
+              f"{NOTEBOOK_OF[objective]}), roughly {minutes:.0f} min on this machine plus compiling", flush=True)
     return train_or_load(config, out_dir, data=data, progress=progress)
 
 
 def evaluate_all(profile: str, seed: int = 0, data: PreparedData | None = None, eval_cfg: EvalConfig | None = None,
-                 train_missing: bool | None = None, progress: bool = True) -> dict[str, Any]:
+                 train_missing: bool = True, progress: bool = True) -> dict[str, Any]:
     """Every model and baseline on every axis: the summary dict that summary.json holds."""
     config = get_config(profile, "hybrid", seed=seed)
     data = data if data is not None else prepare_data(config.data)

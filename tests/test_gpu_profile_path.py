@@ -1,4 +1,5 @@
 """The gpu profile's code path (RGB images, k-means palette, one token per pixel), on the CPU with tiny shapes."""
+import pytest
 import torch
 
 from hybridlib import data as data_mod
@@ -6,6 +7,8 @@ from hybridlib.config import get_config
 from hybridlib.data import ImageData, prepare_data
 from hybridlib.evaluate import EvalConfig, evaluate_model
 from hybridlib.train import train
+
+from conftest import REPO
 
 
 def _fake_rgb(name, root=None, download=True):
@@ -33,3 +36,18 @@ def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch
                        progress=False)
     assert {"svhn", "cifar100", "vflip"} <= set(r["ood"]["likelihood"])
     assert 0 < r["test_bits_per_dim"] < 8
+
+
+def test_a_training_notebook_runs_at_the_small_gpu_profiles_shapes(tmp_path):
+    """Notebook 2 under gpu-small (16x16 images: 256 tokens, d = 256, 4 + 2 blocks) on the CPU, for two
+    steps of a small batch, on 256 of the embedded digits since CIFAR-10 is not downloaded in tests."""
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "02_contrastive.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "02_contrastive.ipynb"), str(out), kernel_name="python3", progress_bar=False,
+        parameters={"PROFILE": "gpu-small", "STEPS": 2,
+                    "OVERRIDES": {"dataset": "digits", "n_train": 256, "batch_size": 16, "compile": False,
+                                  "log_every": 1}})
+    text = out.read_text()
+    assert "profile gpu-small: digits at 16x16, 2 steps of batch 16" in text
+    assert '"output_type": "error"' not in text

@@ -5,23 +5,31 @@ Run `make notebooks` after editing it (or `python tools/build_notebooks.py NAME.
 """
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-REPO_URL = "https://github.com/hybridlib/hybridlib"
-COLAB = "https://colab.research.google.com/github/hybridlib/hybridlib/blob/main/notebooks/{name}"
-OUT = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "notebooks"
+# the repository's address lives in one place, pyproject.toml; badges and install cells come from it
+REPO_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+COLAB = REPO_URL.replace("https://github.com/", "https://colab.research.google.com/github/") + "/blob/main/notebooks/{name}"
 
-COLAB_INSTALL = f'''# On Colab: install hybridlib from GitHub (choose a GPU runtime for the gpu profile). Elsewhere: nothing.
-import sys
+COLAB_INSTALL = f'''# On Colab: install hybridlib (Runtime > Change runtime type > GPU picks a GPU profile). Elsewhere: nothing.
+import subprocess, sys
 if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}"], check=True)'''
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}"], capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise SystemExit("could not install hybridlib from {REPO_URL} (" + (pip.stderr.strip().splitlines() or ["?"])[-1]
+                         + "): upload a copy of the repository to Colab and run `!pip install ./hybridlib`, then rerun this cell")'''
 
-PARAMETERS = '''PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (gpu with CUDA, else cpu); or "smoke" / "cpu" / "gpu"
+PARAMETERS = '''PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (by the hardware); or "smoke", "cpu", "gpu-small", "gpu"
 SEED = 0'''
+TRAINING_PARAMETERS = PARAMETERS + '''
+STEPS = None  # None: the profile's budget; fewer for a quick live run (kept apart from the full run)
+OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "temperature": 0.5}'''
 
 
 def md(text: str):
@@ -35,31 +43,33 @@ def code(text: str, *tags: str):
     return cell
 
 
-def header(name: str, title: str, goals: list[str]) -> list:
+def header(name: str, title: str, goals: list[str], training: bool = False) -> list:
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({COLAB.format(name=name)})"
     return [
         md(f"# {title}\n\n{badge}\n\n**Learning goals**\n\n" + "\n".join(f"- {g}" for g in goals)),
         md("On Colab the next cell installs the library; on your machine (`make lab`) it does nothing."),
         code(COLAB_INSTALL),
         md("**Parameters.** Papermill and `make reproduce` set the profile through `HYBRIDLIB_PROFILE`: "
-           "`smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu` is CIFAR-10 on one GPU."),
-        code(PARAMETERS, "parameters"),
+           "`smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu-small` is CIFAR-10 at 16x16 for a "
+           "free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU; `auto` picks by the hardware."),
+        code(TRAINING_PARAMETERS if training else PARAMETERS, "parameters"),
     ]
 
 
-def setup(objective: str) -> str:
+def setup(objective: str, training: bool = False) -> str:
+    settings = "seed=SEED, steps=STEPS, **OVERRIDES" if training else "seed=SEED"
     return f'''%matplotlib inline
 import torch
 import hybridlib as hl
 from hybridlib import plots
 from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir
+from hybridlib.paths import run_dir, run_dir_for
 
 profile = hl.resolve_profile(PROFILE)
-config = hl.get_config(profile, "{objective}", seed=SEED)
+config = hl.get_config(profile, "{objective}", {settings})
 torch.manual_seed(SEED)
 data = prepare_data(config.data)
-out_dir = run_dir(profile, "{objective}", SEED)
+out_dir = run_dir_for(config)
 print(f"profile {{profile}}: {{config.data.dataset}} at {{config.data.image_size}}x{{config.data.image_size}}, "
       f"{{config.train.steps}} steps of batch {{config.train.batch_size}}")'''
 
@@ -119,9 +129,9 @@ NOTEBOOKS["02_contrastive.ipynb"] = [
         "write down NT-Xent and know its value at initialisation and its minimum;",
         "train the encoder with it alone (the decoder is never used);",
         "read the loss curve and look at what the representation retrieves.",
-    ]),
+    ], training=True),
     md("**Setup**."),
-    code(setup("contrastive")),
+    code(setup("contrastive", training=True)),
     md(r"""## The loss
 For a batch of N images, two views give 2N projections $z$. For a view $i$ with partner $j$:
 
@@ -163,9 +173,9 @@ NOTEBOOKS["03_generative.ipynb"] = [
         "train the same transformer to predict each next token, an exact likelihood of the image;",
         "read the loss in bits per dimension, and know what a model that knows nothing scores;",
         "sample images and complete half-images with the trained model.",
-    ]),
+    ], training=True),
     md("**Setup**."),
-    code(setup("generative")),
+    code(setup("generative", training=True)),
     md(r"""## Bits per dimension
 The model factorises $p(x) = \prod_t p(x_t \mid x_{<t})$ over tokens. Bits per dimension is
 $-\log_2 p(x)$ divided by the number of pixel values (pixels x channels), so it does not depend on how
@@ -206,9 +216,9 @@ NOTEBOOKS["04_hybrid.ipynb"] = [
         "combine the two objectives, L = L_gen + λ·L_con, with one forward pass per view;",
         "follow both terms during training;",
         "check that the hybrid still generates.",
-    ]),
+    ], training=True),
     md("**Setup**."),
-    code(setup("hybrid")),
+    code(setup("hybrid", training=True)),
     md(r"""## The loss
 Each view goes through the encoder once. Its mean-pooled representation feeds the projection head
 (NT-Xent between the two views) and its token sequence continues through the decoder (next-token
@@ -333,23 +343,41 @@ hl.exercises.check_choice(answer, best_lam, "the linear_probe_acc column of the 
 ]
 
 
-def build(names: list[str]) -> None:
+def build(names: list[str], keep_outputs: bool = False) -> None:
+    """Write the notebooks. ``keep_outputs``: carry each cell's outputs over from the notebook on disk (by
+    cell id), for edits that cannot change any output (prose, the install and parameter cells); any
+    other edit needs `make reproduce` to refill the outputs from a real run."""
     OUT.mkdir(exist_ok=True)
     for name, cells in NOTEBOOKS.items():
         if names and name not in names:
             continue
         for i, cell in enumerate(cells):  # stable ids: rebuilding an unchanged notebook changes nothing
             cell.id = f"{name.split('_')[0]}-{i:02d}"
-        nb = new_notebook(cells=cells, metadata={
+        metadata = {
             "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
             "language_info": {"name": "python"},
-        })
+        }
+        if keep_outputs and (OUT / name).exists():
+            old = nbformat.read(OUT / name, as_version=4)
+            metadata = old.metadata
+            executed = {c.id: c for c in old.cells}
+            for cell in cells:
+                if cell.id in executed:
+                    cell.metadata = executed[cell.id].metadata
+                    if cell.cell_type == "code":
+                        cell.outputs, cell.execution_count = executed[cell.id].outputs, executed[cell.id].execution_count
+        nb = new_notebook(cells=cells, metadata=metadata)
         nbformat.validate(nb)
         nbformat.write(nb, OUT / name)
         print("wrote", OUT / name)
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    build(sys.argv[1:])  # no arguments: every notebook
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook file names (default: all)")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="keep each cell's outputs (only for edits that cannot change an output)")
+    args = parser.parse_args()
+    build(args.names, keep_outputs=args.keep_outputs)
