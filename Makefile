@@ -10,13 +10,15 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test reproduce lab bench seeds tradeoff data notebooks clean
+.PHONY: help venv test test-browser reproduce lab bench gpu-check seeds tradeoff data notebooks clean
 
 help:
-	@echo "make reproduce [PROFILE=cpu|gpu|smoke]  run every notebook headless, write results/PROFILE/summary.{json,md}"
+	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
 	@echo "make test                              unit tests + every notebook through nbval (smoke profile, offline)"
+	@echo "make test-browser                      JupyterLab in headless Chromium runs a notebook (smoke profile)"
 	@echo "make lab                               JupyterLab on the notebooks"
 	@echo "make bench                             training-step benchmark -> results/bench.json"
+	@echo "make gpu-check                         on a CUDA machine: train and benchmark the GPU profiles -> results/gpu-check"
 	@echo "make seeds [SEEDS='0 1 2']             the cpu-profile comparison over several seeds -> results/cpu/seeds.*"
 	@echo "make tradeoff                          the lambda sweep notebook (cpu profile)"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST) if it is missing"
@@ -32,20 +34,31 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	HYBRIDLIB_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		-p no:cacheprovider tests notebooks
+		-p no:cacheprovider --ignore=tests/browser tests notebooks
+
+# Chromium and its driver come from the system's packages (Debian: chromium, chromium-driver), installed here
+# when missing and possible (root with apt-get); without them the test says so in one line and is skipped.
+test-browser: $(STAMP)
+	@command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; }; } || true
+	$(BIN)/python -m pytest -p no:cacheprovider -rs tests/browser
 
 data: $(STAMP)
 	@if [ "$(PROFILE)" = "cpu" ]; then $(BIN)/python -m hybridlib fetch-data fashion-mnist; fi
-	@if [ "$(PROFILE)" = "gpu" ]; then $(BIN)/python -m hybridlib fetch-data cifar10; fi
+	@if [ "$(PROFILE)" = "gpu" ] || [ "$(PROFILE)" = "gpu-small" ]; then $(BIN)/python -m hybridlib fetch-data cifar10; fi
 
 reproduce: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP)
 	$(BIN)/python -m hybridlib bench
+
+gpu-check: $(STAMP)
+	$(BIN)/python tools/gpu_check.py
 
 seeds: $(STAMP) data
 	$(BIN)/python -m hybridlib seeds --profile $(PROFILE) --seeds $(SEEDS)
