@@ -6,7 +6,9 @@ details are this project's own design.
 """
 from . import exercises
 from .config import Config, DataConfig, ModelConfig, TrainConfig, get_config, resolve_profile
-from .errors import CheckpointError, ConfigError, DataError, HybridlibError, NonFiniteLossError, RunDirectoryError
+from .errors import (
+    CheckpointError, ConfigError, DataError, HybridlibError, InputError, NonFiniteLossError, RunDirectoryError,
+)
 from .model import HybridTransformer
 
 __version__ = "0.1.0"
@@ -14,5 +16,6 @@ __version__ = "0.1.0"
 __all__ = [
     "exercises",
     "Config", "DataConfig", "ModelConfig", "TrainConfig", "get_config", "resolve_profile", "HybridTransformer",
-    "HybridlibError", "ConfigError", "DataError", "CheckpointError", "RunDirectoryError", "NonFiniteLossError",
+    "HybridlibError", "ConfigError", "DataError", "CheckpointError", "RunDirectoryError", "InputError",
+    "NonFiniteLossError",
 ]

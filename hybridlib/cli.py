@@ -6,18 +6,20 @@
     python -m hybridlib report --profile cpu
     python -m hybridlib bench
 
-Every error is one line on stderr and a non-zero exit status.
+Every error is one line on stderr and a non-zero exit status; every warning is one line on stderr.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 from .config import DATASETS, GPU_PROFILES, OBJECTIVES, PROFILE_CHOICES
+from .errors import HybridlibError, RunDirectoryError
 from .precision import PRECISIONS
-from .errors import HybridlibError
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -32,6 +34,8 @@ def _number(cast: type, allow_zero: bool):
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if not (value > 0 or (allow_zero and value == 0)):
             raise argparse.ArgumentTypeError(f"must be {'zero or ' if allow_zero else ''}positive, got {value}")
         return value
@@ -42,6 +46,13 @@ _positive_int, _non_negative_int = _number(int, False), _number(int, True)
 _positive_float, _non_negative_float = _number(float, False), _number(float, True)
 
 
+def _path(text: str) -> Path:
+    """An argparse type: a non-empty path (an empty one is usually an unset shell variable)."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="hybridlib", description="Hybrid generative-contrastive representation learning.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
@@ -50,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", required=True, choices=OBJECTIVES)
     t.add_argument("--profile", default=None, choices=PROFILE_CHOICES,
                    help="default: $HYBRIDLIB_PROFILE, else auto (gpu on a large GPU, gpu-small on another, else cpu)")
-    t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/PROFILE/seedS/OBJECTIVE)")
+    t.add_argument("--out", type=_path, default=None, help="run folder (default: runs/PROFILE/seedS/OBJECTIVE)")
     t.add_argument("--steps", type=_positive_int)
     t.add_argument("--seed", type=_non_negative_int)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -72,10 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="evaluate checkpoints on every axis and print the comparison table")
-    e.add_argument("--ckpt", type=Path, required=True, nargs="+", help="checkpoint files or their run folders")
+    e.add_argument("--ckpt", type=_path, required=True, nargs="+", help="checkpoint files or their run folders")
     e.add_argument("--baselines", action="store_true", help="add raw pixels and a random-init encoder to the table")
-    e.add_argument("--out", type=Path, default=None,
+    e.add_argument("--out", type=_path, default=None,
                    help="one JSON file for all results (default: evaluation.json beside each checkpoint)")
+    e.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     e.add_argument("--device", default=None)
     e.add_argument("--no-progress", action="store_true")
 
@@ -95,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--notebooks", nargs="+", default=None, help="file names in notebooks/ (default: 01 to 05)")
 
     b = sub.add_parser("bench", help="benchmark the training step against a naive reference")
-    b.add_argument("--out", type=Path, default=None, help="default: results/bench.json")
+    b.add_argument("--out", type=_path, default=None, help="default: results/bench.json")
+    b.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
     b.add_argument("--profiles", nargs="+", choices=("cpu", *GPU_PROFILES), default=None,
                    help="default: cpu, and the GPU profiles when CUDA is present")
@@ -116,9 +129,14 @@ def _train(args: argparse.Namespace) -> None:
     out = args.out or run_dir_for(config)
     result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    device=args.device)
+    if result.start_step >= config.train.steps:
+        print(f"nothing to train: the run in {out} is already at step {result.step} (--steps {config.train.steps}); "
+              "pass a larger --steps to continue it")
+        return
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {last[k]:.4g}" for k in ("loss", "bits_per_dim", "con_loss") if k in last)
-    print(f"trained {args.objective} [{config.profile}] to step {result.step} in {result.wall_time_s:.1f} s"
+    resumed = f" from step {result.start_step}" if result.start_step else ""
+    print(f"trained {args.objective} [{config.profile}]{resumed} to step {result.step} in {result.wall_time_s:.1f} s"
           f" ({summary}); checkpoint: {result.checkpoint}")
 
 
@@ -128,28 +146,60 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .data import prepare_data
     from .evaluate import eval_config_for, evaluate_baselines, evaluate_checkpoint, save_results
     from .report import markdown_table
+    from .rundir import check_can_write, is_run_dir, not_a_run_message
+    from .train import resolve_device
 
-    configs = [Config.from_dict(load_checkpoint(path)["config"]) for path in args.ckpt]  # fail fast, before any work
+    # fail fast, before any work: the device, every checkpoint, every place a result will be written
+    device = resolve_device(args.device)
+    configs = [Config.from_dict(load_checkpoint(path)["config"]) for path in args.ckpt]
+    targets = [(path if path.is_dir() else path.parent) / "evaluation.json" for path in args.ckpt]
+    if args.out is not None:
+        check_can_write(args.out, args.overwrite)
+    else:
+        for target in targets:
+            if not is_run_dir(target.parent):
+                raise RunDirectoryError(not_a_run_message(target.parent, "pass --out FILE for the results"))
+            check_can_write(target, overwrite=True)  # a run's own evaluation.json is replaced
     data = prepare_data(configs[0].data) if all(c.data == configs[0].data for c in configs) else None
-    models = {}
-    for path, config in zip(args.ckpt, configs):
-        result = evaluate_checkpoint(path, device=args.device, progress=not args.no_progress, data=data)
+    models, per_checkpoint = {}, []
+    for path, config, target in zip(args.ckpt, configs, targets):
+        result = evaluate_checkpoint(path, device=device, progress=not args.no_progress, data=data)
         name = config.train.objective if config.train.objective not in models else str(path)
         models[name] = result
-        if args.out is None:
-            save_results(result, (path if path.is_dir() else path.parent) / "evaluation.json")
+        per_checkpoint.append((result, target))
     if args.baselines:
         data = data or prepare_data(configs[0].data)
-        models.update(evaluate_baselines(configs[0], data, eval_config_for(configs[0].profile), args.device,
+        models.update(evaluate_baselines(configs[0], data, eval_config_for(configs[0].profile), device,
                                          progress=not args.no_progress))
+    print(markdown_table(models))  # before writing: should writing fail, the numbers are still on screen
+    print("evaluation time: " + ", ".join(f"{k} {v['eval_time_s']:.0f} s" for k, v in models.items()))
     if args.out is not None:
         save_results({"models": models}, args.out)
-    print(markdown_table(models))
-    print("evaluation time: " + ", ".join(f"{k} {v['eval_time_s']:.0f} s" for k, v in models.items()))
+    else:
+        for result, target in per_checkpoint:
+            save_results(result, target)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, its middle elided beyond ``limit`` characters (a path too long for the OS...)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"
+
+
+def _os_error_message(e: OSError) -> str:
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    return _one_line(f"{where}: {e.strerror}" if where and e.strerror else str(e))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"hybridlib: warning: {_one_line(str(message), 1000)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. The one place where errors become one line on stderr and an exit status: the
+    project's typed errors and the operating system's (a path, a permission, a full disk)."""
     args = build_parser().parse_args(argv)
+    show_warning, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         if args.command == "train":
             _train(args)
@@ -173,12 +223,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_notebooks(args.profile, args.notebooks or DEFAULT_NOTEBOOKS)
         elif args.command == "bench":
             from .bench import run_benchmarks
+            from .rundir import check_can_write
 
+            if args.out is not None:  # before minutes of benchmarking
+                check_can_write(args.out, args.overwrite)
             run_benchmarks(out=args.out, quick=args.quick, profiles=args.profiles)
     except HybridlibError as e:
-        print(f"hybridlib: error: {e}", file=sys.stderr)
+        print(f"hybridlib: error: {_one_line(str(e), 1000)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"hybridlib: error: {_os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("hybridlib: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = show_warning
     return 0

@@ -14,7 +14,9 @@ A profile fixes data, model and training budget so that the three objectives
 """
 from __future__ import annotations
 
+import math
 import os
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -197,6 +199,7 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
             raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(valid)}")
         updates[section][key] = value
     data = replace(config.data, **updates["data"])
+    _check_data(data)  # before data.vocab_size: a huge patch_size would make levels ** patch_size**2 run for ever
     model = replace(config.model, **updates["model"])
     if updates["data"]:  # token shape follows the data unless set explicitly
         model = replace(model, vocab_size=updates["model"].get("vocab_size", data.vocab_size),
@@ -206,15 +209,93 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
     return config
 
 
-def validate(config: Config) -> None:
-    """Raise ConfigError naming the first invalid value and the valid choices."""
-    d, m, t = config.data, config.model, config.train
-    if t.objective not in OBJECTIVES:
-        raise ConfigError(f"unknown objective {t.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+# Sanity bounds, so that no configuration (a typo, or a checkpoint from elsewhere) can ask for more
+# memory than a machine has before anything is allocated; the profiles are far below them.
+MAX_SEED = 2**32  # seeds are mixed into 64-bit generator seeds (train.BatchSampler, train.step_generator)
+MAX_VOCAB_BITS = 24  # at most 2**24 distinct tokens
+MAX_SEQ_LEN = 4096  # image tokens per image
+MAX_PARAMETERS = 10**9
+
+
+def parameter_count(m: ModelConfig) -> int:
+    """The number of parameters of ``HybridTransformer(m)``, computed without building it."""
+    d = m.d_model
+    block = 12 * d * d + 13 * d  # two LayerNorms, qkv, attention projection, 4x MLP
+    return ((m.vocab_size + 1) * d + (m.seq_len + 1) * d + (m.n_encoder_layers + m.n_decoder_layers) * block
+            + 2 * d + d * d + d + d * m.proj_dim + m.proj_dim + 2 * d + m.vocab_size * d)
+
+
+_TYPE_WORDS = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string",
+               type(None): "None"}
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is float:  # an int is a valid float setting (lr=1); a bool is neither
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check_types(section: Any) -> None:
+    """Each field of a dataclass has its annotated type (floats finite); ConfigError naming the first that has not."""
+    hints = typing.get_type_hints(type(section))
+    for f in fields(section):
+        value = getattr(section, f.name)
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if not any(_is(value, kind) for kind in kinds):
+            expected = " or ".join(_TYPE_WORDS[kind] for kind in kinds)
+            raise ConfigError(f"{f.name} must be {expected}, got {value!r} ({type(value).__name__})")
+
+
+def _check_data(d: DataConfig) -> None:
+    _check_types(d)
     if d.dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {d.dataset!r}; choose one of: {', '.join(DATASETS)}")
+    for name, value in {"image_size": d.image_size, "palette_size": d.palette_size, "patch_size": d.patch_size}.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+    if d.n_train is not None and d.n_train <= 0:
+        raise ConfigError(f"n_train must be positive, got {d.n_train!r}")
+    if not 2 <= d.levels <= 256:
+        raise ConfigError(f"levels must be from 2 to 256 (pixels have 8 bits), got {d.levels}")
+    if d.image_size % d.patch_size:
+        raise ConfigError(f"image_size {d.image_size} is not divisible by patch_size {d.patch_size}")
+    if d.channels == 3 and d.patch_size != 1:
+        raise ConfigError("RGB data sets use one palette token per pixel: set patch_size=1")
+    bits = math.log2(d.palette_size) if d.channels == 3 else d.patch_size**2 * math.log2(d.levels)
+    if bits > MAX_VOCAB_BITS:
+        raise ConfigError(f"the vocabulary ({'palette_size' if d.channels == 3 else 'levels ** patch_size**2'}) "
+                          f"would exceed 2**{MAX_VOCAB_BITS} tokens; use fewer levels or a smaller patch_size")
+    if d.seq_len > MAX_SEQ_LEN:
+        raise ConfigError(f"(image_size / patch_size)**2 = {d.seq_len} tokens per image exceeds {MAX_SEQ_LEN}; "
+                          "use a smaller image_size or a larger patch_size")
+
+
+def validate(config: Config) -> None:
+    """Raise ConfigError naming the first invalid value and the valid choices.
+
+    The one check of every configuration: ``get_config`` and checkpoint loading both use it. It checks
+    types (floats finite), ranges, consistency, and that the model stays below MAX_PARAMETERS.
+    """
+    if not isinstance(config, Config):
+        raise ConfigError(f"not a hybridlib configuration: {type(config).__name__}")
+    if config.profile not in PROFILES:
+        raise ConfigError(f"unknown profile {config.profile!r}; choose one of: {', '.join(PROFILES)}")
+    d, m, t = config.data, config.model, config.train
+    _check_data(d)
+    _check_types(m)
+    _check_types(t)
+    if t.objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {t.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     positive = {
-        "image_size": d.image_size, "levels": d.levels, "palette_size": d.palette_size, "patch_size": d.patch_size,
         "d_model": m.d_model, "n_head": m.n_head, "n_encoder_layers": m.n_encoder_layers, "proj_dim": m.proj_dim,
         "steps": t.steps, "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
         "checkpoint_every": t.checkpoint_every, "log_every": t.log_every,
@@ -223,20 +304,20 @@ def validate(config: Config) -> None:
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {value!r}")
     non_negative = {"n_decoder_layers": m.n_decoder_layers, "warmup_steps": t.warmup_steps, "lam": t.lam,
-                    "weight_decay": t.weight_decay, "grad_clip": t.grad_clip, "dropout": m.dropout}
+                    "weight_decay": t.weight_decay, "grad_clip": t.grad_clip, "dropout": m.dropout, "seed": t.seed}
     for name, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{name} must be zero or positive, got {value!r}")
-    if d.n_train is not None and d.n_train <= 0:
-        raise ConfigError(f"n_train must be positive, got {d.n_train!r}")
-    if d.levels < 2:
-        raise ConfigError(f"levels must be at least 2, got {d.levels}")
-    if d.image_size % d.patch_size:
-        raise ConfigError(f"image_size {d.image_size} is not divisible by patch_size {d.patch_size}")
-    if d.channels == 3 and d.patch_size != 1:
-        raise ConfigError("RGB data sets use one palette token per pixel: set patch_size=1")
+    if t.seed >= MAX_SEED:
+        raise ConfigError(f"seed must be below 2**32, got {t.seed}")
+    if m.vocab_size != d.vocab_size or m.seq_len != d.seq_len:
+        raise ConfigError(f"the model's vocab_size {m.vocab_size} and seq_len {m.seq_len} must be the data's "
+                          f"{d.vocab_size} and {d.seq_len}; leave them unset and they follow the data")
     if m.d_model % m.n_head:
         raise ConfigError(f"d_model {m.d_model} is not divisible by n_head {m.n_head}")
+    if parameter_count(m) > MAX_PARAMETERS:
+        raise ConfigError(f"the model would have {parameter_count(m):.3g} parameters, more than {MAX_PARAMETERS:.0e}; "
+                          "use a smaller d_model, fewer layers or a smaller vocabulary")
     if m.n_decoder_layers == 0 and t.objective != "contrastive":
         raise ConfigError("the generative and hybrid objectives need n_decoder_layers >= 1")
     if t.objective != "generative" and t.batch_size < 2:
@@ -249,9 +330,13 @@ def validate(config: Config) -> None:
         raise ConfigError(f"crop_scale must be in (0, 1], got {t.crop_scale}")
     if not 0 <= t.min_lr_ratio <= 1:
         raise ConfigError(f"min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
+    if not m.dropout < 1:
+        raise ConfigError(f"dropout must be below 1, got {m.dropout}")
+    if not 0 <= t.jitter <= 1:
+        raise ConfigError(f"jitter must be in [0, 1], got {t.jitter}")
 
 
 __all__ = [
     "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "Config", "DataConfig", "ModelConfig",
-    "TrainConfig", "get_config", "resolve_profile", "validate"
+    "TrainConfig", "get_config", "parameter_count", "resolve_profile", "validate"
 ]

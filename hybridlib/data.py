@@ -11,9 +11,11 @@ floats in [0, 1] at the profile's resolution.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +82,9 @@ def load_dataset(name: str, root: Path | None = None, download: bool = True) -> 
 def load_data(config: DataConfig, root: Path | None = None, download: bool = True) -> ImageData:
     """The data set of a configuration, keeping the first ``n_train`` training images."""
     data = load_dataset(config.dataset, root, download)
+    if config.n_train is not None and config.n_train > len(data.train_images):
+        warnings.warn(f"n_train {config.n_train} is more than the {len(data.train_images)} training images of "
+                      f"{config.dataset}: all of them are used", stacklevel=2)
     if config.n_train is not None:
         data.train_images = data.train_images[: config.n_train]
         data.train_labels = data.train_labels[: config.n_train]
@@ -98,8 +103,9 @@ def _load_digits() -> ImageData:
                      torch.from_numpy(x_te), torch.from_numpy(y_te).long(), [str(i) for i in range(10)])
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), checking its header against its length."""
+def read_idx(path: Path, expected_ndim: int | None = None) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), checking its header against its length and, with ``expected_ndim``,
+    that it holds at least one item of that many dimensions, none of them empty."""
     try:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
@@ -109,9 +115,12 @@ def read_idx(path: Path) -> np.ndarray:
     ndim = raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    if len(raw) != header + int(np.prod(shape)):
+    if len(raw) != header + math.prod(shape):  # Python ints: a header's sizes cannot overflow
         raise DataError(f"{path} is truncated or corrupt: its header says {shape} but it holds "
                         f"{len(raw) - header} bytes of data; delete it and fetch it again")
+    if expected_ndim is not None and (ndim != expected_ndim or 0 in shape):
+        raise DataError(f"{path} holds an array of shape {shape}, not {expected_ndim}-dimensional with no empty "
+                        "dimension; delete it and fetch it again")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -151,10 +160,13 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
             "or `python -m hybridlib fetch-data fashion-mnist` (apt when root, else a download), "
             f"or put the four IDX files (train-images-idx3-ubyte[.gz], ...) in {root / 'fashion-mnist'}/"
         )
-    arrays = {k: read_idx(p) for k, p in files.items()}
+    arrays = {k: read_idx(p, 3 if k.endswith("images") else 1) for k, p in files.items()}
     for split in ("train", "test"):
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise DataError(f"Fashion-MNIST {split} images and labels differ in number; fetch them again")
+        if arrays[f"{split}_labels"].max() >= len(FASHION_CLASSES):
+            raise DataError(f"Fashion-MNIST {split} labels go up to {arrays[f'{split}_labels'].max()}, but there are "
+                            f"{len(FASHION_CLASSES)} classes; fetch them again")
     return ImageData(
         "fashion-mnist",
         torch.from_numpy(arrays["train_images"].copy())[:, None], torch.from_numpy(arrays["train_labels"].astype(np.int64)),

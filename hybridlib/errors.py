@@ -22,8 +22,12 @@ class CheckpointError(HybridlibError):
 
 
 class RunDirectoryError(HybridlibError):
-    """An output directory that already holds a different run."""
+    """An output location hybridlib may not write: another run, a folder not its own, a file, in use."""
+
+
+class InputError(HybridlibError, ValueError):
+    """An argument of a public function with the wrong type, shape or range (tokens, images, ...)."""
 
 
 class NonFiniteLossError(HybridlibError, FloatingPointError):
-    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+    """Training produced a NaN or infinite loss or weights; the last good checkpoint is kept."""

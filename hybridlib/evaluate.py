@@ -39,6 +39,7 @@ from .errors import DataError
 from .losses import image_bits_per_dim
 from .model import HybridTransformer
 from .precision import autocast, autocast_dtype
+from .train import resolve_device
 
 SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_mean", "corruption_acc_mean", "ece")
 
@@ -274,7 +275,7 @@ def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = Eva
                        device: str | torch.device | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``raw_pixels`` and ``random_init``: an untrained encoder of the same shape, initialised as the
     trained models were (seeded with ``config.train.seed``), so that it varies across seeds as they do."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     torch.manual_seed(config.train.seed)
     random_model = HybridTransformer(config.model).to(device)
     return {
@@ -286,7 +287,7 @@ def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = Eva
 def evaluate_checkpoint(path: Path | str, device: str | torch.device | None = None, progress: bool = True,
                         cfg: EvalConfig | None = None, data: PreparedData | None = None) -> dict[str, Any]:
     """Evaluate one checkpoint on every axis; the dict also records its profile, objective and step."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     model, config, state = load_model(path, device)
     data = data if data is not None else prepare_data(config.data)
     cfg = cfg or eval_config_for(config.profile)

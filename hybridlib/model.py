@@ -19,6 +19,26 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import ModelConfig
+from .errors import InputError
+
+
+def check_tokens(tokens: Tensor, vocab_size: int, max_len: int | None = None, name: str = "tokens",
+                 values: bool = True) -> None:
+    """InputError unless ``tokens`` is a (B, T) integer tensor with T <= max_len and values in [0, vocab_size).
+
+    ``values=False`` skips the range check, the one part that reads the data (a host sync on a GPU).
+    """
+    if not isinstance(tokens, Tensor):
+        raise InputError(f"{name} must be a torch tensor of token ids, got {type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32):
+        raise InputError(f"{name} must hold integer token ids (torch.long), got dtype {tokens.dtype}")
+    if tokens.ndim != 2:
+        raise InputError(f"{name} must have shape (batch, length), got {tuple(tokens.shape)}")
+    if max_len is not None and tokens.shape[1] > max_len:
+        raise InputError(f"{name} has {tokens.shape[1]} tokens per sequence; the model takes at most {max_len}")
+    if values and tokens.numel() and bool(((tokens < 0) | (tokens >= vocab_size)).any()):
+        raise InputError(f"{name} must be in [0, {vocab_size}), got values from {int(tokens.min())} to "
+                         f"{int(tokens.max())}")
 
 
 class CausalSelfAttention(nn.Module):
@@ -105,7 +125,12 @@ class HybridTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward_encoder(self, tokens: Tensor) -> Tensor:
-        """(B, T) image tokens -> (B, T+1, d) encoder output; position 0 is the start token."""
+        """(B, T) image tokens -> (B, T+1, d) encoder output; position 0 is the start token.
+
+        Checks the tokens' type and shape; their values are checked by ``forward``, ``encode`` and
+        ``generate`` (the training step calls this with the tokenizer's tokens and no host sync).
+        """
+        check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len, values=False)
         b, t = tokens.shape
         start = torch.full((b, 1), self.start_token, dtype=tokens.dtype, device=tokens.device)
         x = self.tok_emb(torch.cat([start, tokens], dim=1)) + self.pos_emb[:, : t + 1]
@@ -132,6 +157,7 @@ class HybridTransformer(nn.Module):
 
         ``decode=False`` skips the decoder (the contrastive-only objective does not use it).
         """
+        check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len)
         h = self.forward_encoder(tokens)
         rep = self.representation(h)
         z = self.proj_head(rep)
@@ -141,6 +167,7 @@ class HybridTransformer(nn.Module):
     @torch.no_grad()
     def encode(self, tokens: Tensor) -> Tensor:
         """(B, T) tokens -> (B, d) representation, for probes and retrieval."""
+        check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len)
         return self.representation(self.forward_encoder(tokens))
 
     @torch.no_grad()
@@ -151,7 +178,19 @@ class HybridTransformer(nn.Module):
         prompt: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Sample n images' tokens (n, T). With ``prompt`` (n, P), its P tokens are kept and the rest sampled."""
+        """Sample n images' tokens (n, T). With ``prompt`` (n, P), its P tokens are kept and the rest sampled.
+
+        ``temperature`` 0 samples greedily.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"n must be a positive integer, got {n!r}")
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or \
+                not 0 <= temperature < math.inf:
+            raise InputError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if prompt is not None:
+            check_tokens(prompt, self.cfg.vocab_size, self.cfg.seq_len, name="prompt")
+            if prompt.shape[0] != n:
+                raise InputError(f"prompt has {prompt.shape[0]} sequences for n={n} samples")
         device = self.pos_emb.device
         tokens = prompt.to(device) if prompt is not None else torch.zeros(n, 0, dtype=torch.long, device=device)
         for _ in range(self.cfg.seq_len - tokens.shape[1]):
@@ -167,4 +206,7 @@ class HybridTransformer(nn.Module):
     def complete(self, tokens: Tensor, n_given: int, temperature: float = 1.0,
                  generator: torch.Generator | None = None) -> Tensor:
         """Keep the first ``n_given`` tokens of each sequence (the top rows of an image) and sample the rest."""
+        check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len)
+        if not isinstance(n_given, int) or isinstance(n_given, bool) or not 0 <= n_given <= tokens.shape[1]:
+            raise InputError(f"n_given must be an integer from 0 to {tokens.shape[1]}, got {n_given!r}")
         return self.generate(tokens.shape[0], temperature, prompt=tokens[:, :n_given], generator=generator)

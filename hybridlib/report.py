@@ -44,7 +44,7 @@ def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedDat
         if state["config"] == config.to_dict() and state["step"] >= config.train.steps:
             model, _, _ = load_model(ckpt, device or ("cuda" if torch.cuda.is_available() else "cpu"))
             return TrainResult(out_dir, config, model, read_history(out_dir), state["step"], state["wall_time_s"])
-    return train(config, out_dir, resume=True, overwrite=False, progress=progress, device=device, data=data)
+    return train(config, out_dir, resume=ckpt.exists(), overwrite=False, progress=progress, device=device, data=data)
 
 
 def load_trained(profile: str, objective: str, seed: int = 0, train_missing: bool = True,

@@ -10,6 +10,7 @@ pixels (iGPT's 9-bit palette has 512 colours). Tokens are one per pixel.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,29 @@ import torch
 from torch import Tensor
 
 from .config import DataConfig
-from .errors import DataError
+from .errors import DataError, InputError
+from .model import check_tokens
+
+
+def check_images(images: Tensor, channels: int, patch_size: int, values: bool = True) -> None:
+    """InputError unless ``images`` is a (B, channels, H, W) float tensor, H and W multiples of patch_size,
+    with values in [0, 1] (uint8 images go through ``data.resize`` first).
+
+    ``values=False`` skips the range check, the one part that reads the data (a host sync on a GPU).
+    """
+    if not isinstance(images, Tensor):
+        raise InputError(f"images must be a torch tensor, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise InputError(f"images must be floats in [0, 1], got dtype {images.dtype} (hybridlib.data.resize "
+                         "turns uint8 images into floats)")
+    if images.ndim != 4 or images.shape[1] != channels:
+        raise InputError(f"images must have shape (batch, {channels}, height, width), got {tuple(images.shape)}")
+    if images.shape[2] % patch_size or images.shape[3] % patch_size or not images.shape[2] or not images.shape[3]:
+        raise InputError(f"images of {images.shape[2]}x{images.shape[3]} pixels do not split into "
+                         f"{patch_size}x{patch_size} patches; resize them to the configuration's image_size")
+    if values and images.numel() and not bool(((images >= 0) & (images <= 1)).all()):  # False for NaN too
+        low, high = float(images.nan_to_num(nan=-math.inf).min()), float(images.nan_to_num(nan=math.inf).max())
+        raise InputError(f"images must be floats in [0, 1] with no NaN, got values from {low} to {high}")
 
 
 class GrayTokenizer:
@@ -32,8 +55,12 @@ class GrayTokenizer:
         """(B, 1, H, W) floats in [0, 1] -> (B, 1, H, W) integer levels."""
         return (images * self.levels).long().clamp_(0, self.levels - 1)
 
-    def encode(self, images: Tensor) -> Tensor:
-        """(B, 1, H, W) floats in [0, 1] -> (B, T) tokens, T = (H/p) * (W/p)."""
+    def encode(self, images: Tensor, check_values: bool = True) -> Tensor:
+        """(B, 1, H, W) floats in [0, 1] -> (B, T) tokens, T = (H/p) * (W/p).
+
+        ``check_values=False`` skips checking that the values are in [0, 1] (a host sync on a GPU).
+        """
+        check_images(images, 1, self.patch_size, check_values)
         b, _, h, w = images.shape
         p = self.patch_size
         q = self.quantize(images).view(b, h // p, p, w // p, p)
@@ -42,6 +69,7 @@ class GrayTokenizer:
 
     def decode(self, tokens: Tensor) -> Tensor:
         """(B, T) tokens -> (B, 1, H, W) floats at the centre of each grey level."""
+        _check_square(tokens, self.vocab_size)
         b, t = tokens.shape
         p = self.patch_size
         side = int(round(t**0.5))
@@ -57,8 +85,12 @@ class PaletteTokenizer:
         self.vocab_size = palette.shape[0]
         self.patch_size = 1
 
-    def encode(self, images: Tensor, chunk: int = 256) -> Tensor:
-        """(B, 3, H, W) floats in [0, 1] -> (B, H*W) index of the nearest palette colour."""
+    def encode(self, images: Tensor, chunk: int = 256, check_values: bool = True) -> Tensor:
+        """(B, 3, H, W) floats in [0, 1] -> (B, H*W) index of the nearest palette colour.
+
+        ``check_values=False`` skips checking that the values are in [0, 1] (a host sync on a GPU).
+        """
+        check_images(images, 3, 1, check_values)
         b = images.shape[0]
         pixels = images.permute(0, 2, 3, 1).reshape(b, -1, 3)
         palette = self.palette.to(images.device)
@@ -68,9 +100,16 @@ class PaletteTokenizer:
 
     def decode(self, tokens: Tensor) -> Tensor:
         """(B, T) tokens -> (B, 3, H, W) palette colours."""
+        _check_square(tokens, self.vocab_size)
         b, t = tokens.shape
         side = int(round(t**0.5))
         return self.palette.to(tokens.device)[tokens].view(b, side, side, 3).permute(0, 3, 1, 2)
+
+
+def _check_square(tokens: Tensor, vocab_size: int) -> None:
+    check_tokens(tokens, vocab_size)
+    if round(tokens.shape[1] ** 0.5) ** 2 != tokens.shape[1]:
+        raise InputError(f"tokens must hold a square image's tokens per row, got {tokens.shape[1]}")
 
 
 Tokenizer = GrayTokenizer | PaletteTokenizer

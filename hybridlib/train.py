@@ -9,6 +9,7 @@ on the CPU the final weights are equal bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,19 +31,23 @@ from torch.utils._triton import has_triton
 from tqdm.auto import tqdm
 
 from .augment import random_views
-from .checkpoint import CHECKPOINT_NAME, atomic_write, config_differences, load_checkpoint, save_checkpoint
-from .config import Config, TrainConfig
+from .checkpoint import (
+    CHECKPOINT_NAME, atomic_write, config_differences, load_checkpoint, remove_stale_temp_files, save_checkpoint,
+)
+from .config import Config, TrainConfig, validate
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
 from .losses import Objective
 from .model import HybridTransformer
 from .precision import autocast, autocast_dtype, grad_scaler
+from .rundir import check_run_dir, hold_run_dir
 
 # fp16 loss scaling skips the steps whose gradients overflowed (often the very first one) while the
 # schedule advances with the step count; torch warns about that order, which is intended here
 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
 
 HISTORY_NAME = "history.csv"
+CONFIG_NAME = "config.json"
 HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
 
 
@@ -54,6 +59,7 @@ class TrainResult:
     history: list[dict[str, float]]
     step: int
     wall_time_s: float  # summed over the run's sessions when resumed
+    start_step: int = 0  # the step this call started from: > 0 when resumed, == step when there was nothing to do
 
     @property
     def checkpoint(self) -> Path:
@@ -64,6 +70,26 @@ def default_device() -> torch.device:
     if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch.device (None: :func:`default_device`); ConfigError if this machine has no such device."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          "numbered from cuda:0")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {str(device)!r} is not supported; use cpu, cuda or cuda:N")
+    return device
 
 
 def can_compile(device: torch.device) -> bool:
@@ -179,8 +205,9 @@ def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
 def make_views(images: Tensor, data: PreparedData, cfg: TrainConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
     """Two augmented views of a batch of images, as tokens."""
     kwargs = {"crop_scale": cfg.crop_scale, "hflip": cfg.hflip, "jitter": cfg.jitter}
-    return (data.tokenizer.encode(random_views(images, g, **kwargs)),
-            data.tokenizer.encode(random_views(images, g, **kwargs)))
+    # views of images in [0, 1] stay in it (up to rounding, which quantizing clamps): no value check, a host sync
+    return (data.tokenizer.encode(random_views(images, g, **kwargs), check_values=False),
+            data.tokenizer.encode(random_views(images, g, **kwargs), check_values=False))
 
 
 def write_history(history: list[dict[str, float]], path: Path) -> None:
@@ -198,12 +225,13 @@ def read_history(out_dir: Path | str) -> list[dict[str, float]]:
 
 
 def _prepare_out_dir(out_dir: Path, config: Config, resume: bool, overwrite: bool) -> dict[str, Any] | None:
-    """Check the output folder; the checkpoint to resume from, or None to start afresh."""
+    """Check the output folder (held by this process: see :func:`train`); the checkpoint to resume from,
+    or None to start afresh."""
+    check_run_dir(out_dir)
     ckpt_path = out_dir / CHECKPOINT_NAME
     if not ckpt_path.exists():
-        if out_dir.exists() and any(out_dir.iterdir()) and not (overwrite or resume) and \
-                not (out_dir / "config.json").exists():
-            raise RunDirectoryError(f"{out_dir} is not empty and holds no hybridlib run; choose another --out")
+        if resume:
+            warnings.warn(f"nothing to resume in {out_dir} (no checkpoint): a new run starts at step 0", stacklevel=4)
         return None
     if not resume:
         if overwrite:
@@ -216,6 +244,10 @@ def _prepare_out_dir(out_dir: Path, config: Config, resume: bool, overwrite: boo
     if diffs:
         raise CheckpointError(f"cannot resume {ckpt_path}: it was trained with a different configuration ("
                               + "; ".join(diffs) + "); use another --out or pass --overwrite")
+    missing = [k for k in ("optimizer", "scheduler", "rng_torch", "history", "wall_time_s") if k not in state]
+    if missing:
+        raise CheckpointError(f"cannot resume {ckpt_path}: it holds no {', '.join(missing)}; "
+                              "pass --overwrite to start afresh")
     return state
 
 
@@ -230,17 +262,28 @@ def train(
 ) -> TrainResult:
     """Train ``config.train.objective`` for ``config.train.steps`` steps, checkpointing into ``out_dir``.
 
-    resume: continue from ``out_dir/checkpoint.pt`` if it exists (same configuration; ``steps``
-    may grow). overwrite: replace a run already in ``out_dir``. Without either, an existing run
-    is refused, so nothing is lost by a typo.
+    resume: continue from ``out_dir/checkpoint.pt`` (same configuration; ``steps`` may grow; with no
+    checkpoint there, a warning and a new run). overwrite: replace a run already in ``out_dir``.
+    Without either, an existing run is refused, so nothing is lost by a typo. ``out_dir`` must be
+    new, empty or a hybridlib run folder (see :mod:`hybridlib.rundir`), and is held for the whole
+    training: a second process training into it is refused.
     """
-    cfg = config.train
+    validate(config)
     out_dir = Path(out_dir)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     rank, world = _init_distributed(device)
+    with hold_run_dir(out_dir) if rank == 0 else contextlib.nullcontext():
+        return _train(config, out_dir, resume, overwrite, progress, device, data, rank, world)
+
+
+def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progress: bool, device: torch.device,
+           data: PreparedData | None, rank: int, world: int) -> TrainResult:
+    cfg = config.train
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     state = _prepare_out_dir(out_dir, config, resume, overwrite)
+    if rank == 0:
+        remove_stale_temp_files(out_dir, (CHECKPOINT_NAME, HISTORY_NAME, CONFIG_NAME))
 
     torch.manual_seed(cfg.seed)
     data = data if data is not None else prepare_data(config.data)
@@ -252,16 +295,23 @@ def train(
     scaler = grad_scaler(amp_dtype, device)  # fp16 only; a no-op otherwise
     start_step, history, wall_before = 0, [], 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_torch"])
-        if scaler.is_enabled() and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_step, history, wall_before = state["step"], list(state["history"]), state["wall_time_s"]
+        model.load_state_dict(state["model"])  # names, shapes and finiteness were checked by load_checkpoint
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng_torch"])
+            if scaler.is_enabled() and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            start_step, history, wall_before = state["step"], list(state["history"]), float(state["wall_time_s"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise CheckpointError(f"cannot resume {out_dir / CHECKPOINT_NAME}: its optimizer or random state does not "
+                                  f"fit this model ({type(e).__name__}); pass --overwrite to start afresh") from e
+    if rank == 0 and len(data.train_tokens) < cfg.batch_size:
+        warnings.warn(f"{len(data.train_tokens)} training images for batches of {cfg.batch_size}: every batch repeats "
+                      "images (and contrastive negatives include copies of the positive); use a smaller "
+                      "--batch-size or a larger --n-train", stacklevel=3)
     if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(out_dir / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
+        atomic_write(out_dir / CONFIG_NAME, lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
 
     # contrastive leaves the decoder unused and generative the projection head: DDP must know
     wrapped = objective if world == 1 else DistributedDataParallel(
@@ -318,11 +368,16 @@ def train(
 
         done = step + 1
         if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            bad = int(first_bad_step)  # the one host sync, every log_every steps
-            if bad >= 0:
+            # a finite loss can still have a NaN gradient, which makes the weights NaN: check them too,
+            # before any checkpoint is written and before the run is reported as done
+            weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+            bad, finite = torch.stack([first_bad_step, weights_finite.long()]).tolist()  # the one host sync
+            if bad >= 0 or not finite:
                 kept = f"the last good checkpoint {out_dir / CHECKPOINT_NAME} is kept" if \
                     (out_dir / CHECKPOINT_NAME).exists() else "no checkpoint was written"
-                raise NonFiniteLossError(f"the {cfg.objective} loss became NaN or infinite at step {bad}; {kept}. "
+                what = f"loss became NaN or infinite at step {bad}" if bad >= 0 else \
+                    f"weights became NaN or infinite between steps {last_logged} and {done} (from the gradient)"
+                raise NonFiniteLossError(f"the {cfg.objective} {what}; {kept}. "
                                          "Check the data, or start a new run with a lower --lr (another --out).")
             now = time.perf_counter()
             means = (sums / (done - last_logged)).tolist()
@@ -337,4 +392,4 @@ def train(
                 save(done, now - t0)
     bar.close()
     return TrainResult(out_dir, config, model.eval(), history, max(start_step, cfg.steps),
-                       wall_before + time.perf_counter() - t0)
+                       wall_before + time.perf_counter() - t0, start_step)
