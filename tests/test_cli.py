@@ -13,7 +13,7 @@ def run(*args, check=False):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--objective", "jigsaw", "--profile", "smoke"], "choose from 'contrastive', 'generative', 'hybrid'"),
-    (["train", "--objective", "hybrid", "--profile", "laptop"], "choose from 'smoke', 'cpu', 'gpu', 'auto'"),
+    (["train", "--objective", "hybrid", "--profile", "laptop"], "choose from 'smoke', 'cpu', 'gpu-small', 'gpu', 'auto'"),
     (["train", "--objective", "hybrid", "--steps", "0"], "must be positive, got 0"),
     (["train", "--objective", "hybrid", "--batch-size", "-2"], "must be positive, got -2"),
     (["train", "--objective", "hybrid", "--steps", "ten"], "'ten' is not an integer"),
