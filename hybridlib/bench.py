@@ -297,7 +297,12 @@ def _format_times(extra: dict[str, Any]) -> list[str]:
     return lines
 
 
-def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = 0.25) -> float:
-    """Minutes of training for ``config`` on a device of ``peak_flops`` FLOP/s running at ``mfu`` of it:
-    model FLOPs per step x steps / achieved FLOP/s (the arithmetic behind docs/profiles.md)."""
-    return model_flops_per_step(config) * config.train.steps / (peak_flops * mfu) / 60
+ESTIMATE_MFU = 0.25  # the utilisation time estimates assume; `make bench` measures the real one
+
+
+def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU, steps: int | None = None
+                           ) -> float:
+    """Minutes of training for ``steps`` (default: all) steps of ``config`` on a device of ``peak_flops``
+    FLOP/s running at ``mfu`` of it: model FLOPs per step x steps / achieved FLOP/s (docs/profiles.md)."""
+    steps = config.train.steps if steps is None else steps
+    return model_flops_per_step(config) * steps / (peak_flops * mfu) / 60

@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> None:
         precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, n_train=args.n_train, dataset=args.dataset,
     )
-    out = args.out or run_dir_for(config)
+    out = args.out or run_dir_for(config, ignore=("steps",))  # --resume --steps N continues the same run
     result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    device=args.device)
     if result.start_step >= config.train.steps:

@@ -22,11 +22,10 @@ from .errors import CheckpointError
 from .evaluate import SUMMARY_KEYS, EvalConfig, eval_config_for, evaluate_baselines, evaluate_model, save_results
 from .paths import results_dir, run_dir
 from .precision import autocast_dtype
-from .train import default_device, train
+from .train import resolve_device, train
 
 NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}
 COLUMNS = SUMMARY_KEYS + ("test_bits_per_dim",)
-ASSUMED_MFU = 0.3  # for the time estimate of a missing model; `make bench` measures 14-51 % on our machines
 
 
 def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedData | None = None,
@@ -42,7 +41,7 @@ def train_or_load(config: Config, out_dir: Path | None = None, data: PreparedDat
     if ckpt.exists():
         state = load_checkpoint(ckpt)
         if state["config"] == config.to_dict() and state["step"] >= config.train.steps:
-            model, _, _ = load_model(ckpt, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            model, _, _ = load_model(ckpt, resolve_device(device))
             return TrainResult(out_dir, config, model, read_history(out_dir), state["step"], state["wall_time_s"])
     return train(config, out_dir, resume=ckpt.exists(), overwrite=False, progress=progress, device=device, data=data)
 
@@ -54,18 +53,19 @@ def load_trained(profile: str, objective: str, seed: int = 0, train_missing: boo
     error saying what to run instead."""
     config = get_config(profile, objective, seed=seed)
     out_dir = run_dir(profile, objective, seed)
-    finished = (out_dir / CHECKPOINT_NAME).exists() and load_checkpoint(out_dir)["step"] >= config.train.steps
-    if not finished:
+    done = load_checkpoint(out_dir)["step"] if (out_dir / CHECKPOINT_NAME).exists() else 0
+    if done < config.train.steps:
         if not train_missing:
             raise CheckpointError(
                 f"no finished {objective} model for profile {profile!r} seed {seed} in {out_dir}: run notebooks/"
                 f"{NOTEBOOK_OF[objective]} or `python -m hybridlib train --objective {objective} --profile {profile}"
                 f" --seed {seed} --resume`")
-        device = default_device()
+        device = resolve_device()
         peak = matmul_peak(autocast_dtype(config.train.precision, device) or torch.float32, device)
-        minutes = estimate_train_minutes(config, peak, mfu=ASSUMED_MFU)
+        minutes = estimate_train_minutes(config, peak, steps=config.train.steps - done)
         print(f"no finished {objective} model in {out_dir}: training it here (the run of notebooks/"
-              f"{NOTEBOOK_OF[objective]}), roughly {minutes:.0f} min on this machine plus compiling", flush=True)
+              f"{NOTEBOOK_OF[objective]}, from step {done}), roughly {minutes:.0f} min on this machine plus "
+              "compiling", flush=True)
     return train_or_load(config, out_dir, data=data, progress=progress)
 
 

@@ -36,15 +36,12 @@ from .checkpoint import (
 )
 from .config import Config, TrainConfig, validate
 from .data import PreparedData, prepare_data
-from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
+from .errors import CheckpointError, ConfigError, HybridlibError, NonFiniteLossError, RunDirectoryError
 from .losses import Objective
 from .model import HybridTransformer
 from .precision import autocast, autocast_dtype, grad_scaler
 from .rundir import check_run_dir, hold_run_dir
 
-# fp16 loss scaling skips the steps whose gradients overflowed (often the very first one) while the
-# schedule advances with the step count; torch warns about that order, which is intended here
-warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
 
 HISTORY_NAME = "history.csv"
 CONFIG_NAME = "config.json"
@@ -105,47 +102,60 @@ class CompiledStep:
     compiling fails.
 
     Compiling happens at the first forward and the first backward, so a missing compiler, a dtype
-    the GPU's compiler refuses or a Triton error surfaces there, not at ``torch.compile``. Then this
-    warns once and runs the same step eagerly from then on (slower, same results): never a crash in
-    a student's notebook. ``dynamic=False``: every batch has the same shape, and a process that
+    the GPU's compiler refuses or a Triton error surfaces in the first step, not at ``torch.compile``.
+    Then this warns once and runs the same step eagerly from then on (slower, same results): never a
+    crash in a student's notebook. Only the first step falls back: once a compiled step has run, an
+    error is a real one and is raised, and so is any error of ours (bad input) and running out of
+    memory. ``fallback=False`` (several processes under DDP, whose reducer cannot redo a half-done
+    step) raises every error. ``dynamic=False``: every batch has the same shape, and a process that
     trains two configurations gets a fixed-shape graph for each instead of a symbolic one.
     """
 
-    def __init__(self, module: torch.nn.Module, compile: bool = True) -> None:
-        self.module = module
-        self.compiled: Any = torch.compile(module, dynamic=False) if compile else None
+    def __init__(self, module: torch.nn.Module, use_compile: bool = True, fallback: bool = True) -> None:
+        self.module, self.fallback, self.proven = module, fallback, False
+        self.compiled: Any = torch.compile(module, dynamic=False) if use_compile else None
 
     def __call__(self, step: Callable[[Any], Any]) -> Any:
         """``step(module)`` does the forward and backward with the module it is given."""
-        if self.compiled is not None:
-            try:
-                return step(self.compiled)
-            except torch.OutOfMemoryError:
+        if self.compiled is None:
+            return step(self.module)
+        try:
+            out = step(self.compiled)
+        except (HybridlibError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # backend, lowering and Triton errors have no common base class
+            if self.proven or not self.fallback:
                 raise
-            except Exception as e:  # backend, lowering and Triton errors have no common base class
-                reason = (str(e).strip().splitlines() or [""])[0][:200]
-                warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason}); training runs uncompiled "
-                              "(slower, same results)", stacklevel=2)
-                self.compiled = None
-        return step(self.module)
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason}); training runs uncompiled "
+                          "(slower, same results)", stacklevel=2)
+            self.compiled = None
+            return step(self.module)
+        self.proven = True
+        return out
 
 
-def compile_step(module: torch.nn.Module, device: torch.device, compile: bool = True) -> CompiledStep:
+def compile_step(module: torch.nn.Module, device: torch.device, use_compile: bool = True,
+                 fallback: bool = True) -> CompiledStep:
     """The runner of a training step: compiled where asked and where torch.compile can work here
     (with a warning where it cannot), else eager.
 
     Compiling fuses the casts, norms, GELUs and the loss's log-softmax that otherwise cost as much
     as the matmuls at our small widths (see `make bench`).
     """
-    usable = compile and can_compile(device)
-    if compile and not usable:
+    usable = use_compile and can_compile(device)
+    if use_compile and not usable:
         warnings.warn("torch.compile needs a C++ compiler (g++, or $CXX) on the CPU, and Triton with a GPU of "
                       "compute capability 7.0+ on CUDA; none found, so training runs uncompiled (slower, same "
                       "results).", stacklevel=2)
-    if usable and device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    runner = CompiledStep(module, compile=usable)
-    return runner
+    if usable:
+        # each run starts from an empty in-memory cache: a process that trains many configurations
+        # (seeds, a lambda sweep) would otherwise reach dynamo's recompile limit and silently run
+        # eagerly; the compiled kernels themselves stay cached on disk
+        torch._dynamo.reset()
+        if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return CompiledStep(module, use_compile=usable, fallback=fallback)
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -317,7 +327,7 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
     wrapped = objective if world == 1 else DistributedDataParallel(
         objective, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=cfg.objective != "hybrid")
-    runner = compile_step(wrapped, device, cfg.compile)
+    runner = compile_step(wrapped, device, cfg.compile, fallback=world == 1)
     sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
@@ -363,7 +373,11 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
         scaler.step(optimizer)  # skipped where fp16 gradients overflowed; the scale is lowered instead
         scaler.update()
-        scheduler.step()
+        with warnings.catch_warnings():
+            # the schedule advances with the step count even where fp16 skipped the optimizer's step
+            # (often the very first one); torch warns about that order, which is intended here
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            scheduler.step()
         sums += torch.stack([out[k].detach().float() if k in out else torch.zeros((), device=device) for k in terms])
 
         done = step + 1
@@ -372,13 +386,20 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
             # before any checkpoint is written and before the run is reported as done
             weights_finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
             bad, finite = torch.stack([first_bad_step, weights_finite.long()]).tolist()  # the one host sync
-            if bad >= 0 or not finite:
+            # fp16 skips every step whose gradients overflow and halves the loss scale instead: a scale
+            # below 1 means dozens of skipped steps, a run that has stopped learning
+            collapsed = scaler.is_enabled() and scaler.get_scale() < 1.0
+            if bad >= 0 or not finite or collapsed:
                 kept = f"the last good checkpoint {out_dir / CHECKPOINT_NAME} is kept" if \
                     (out_dir / CHECKPOINT_NAME).exists() else "no checkpoint was written"
                 what = f"loss became NaN or infinite at step {bad}" if bad >= 0 else \
-                    f"weights became NaN or infinite between steps {last_logged} and {done} (from the gradient)"
+                    f"weights became NaN or infinite between steps {last_logged} and {done} (from the gradient)" \
+                    if not finite else f"fp16 gradients overflowed at nearly every step up to step {done} " \
+                    f"(the loss scale fell to {scaler.get_scale():.2g})"
+                remedy = "--precision fp32 (or bf16 where the GPU has it) or a lower --lr" if scaler.is_enabled() \
+                    else "a lower --lr"
                 raise NonFiniteLossError(f"the {cfg.objective} {what}; {kept}. "
-                                         "Check the data, or start a new run with a lower --lr (another --out).")
+                                         f"Check the data, or start a new run with {remedy} (another --out).")
             now = time.perf_counter()
             means = (sums / (done - last_logged)).tolist()
             row = {"step": done, **{k: v for k, v in zip(terms, means) if k == "loss" or k in out},

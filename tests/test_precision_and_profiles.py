@@ -13,7 +13,10 @@ import torch
 from hybridlib import bench, config as config_module, precision, train as train_module
 from hybridlib.checkpoint import load_checkpoint
 from hybridlib.config import OBJECTIVES, get_config, resolve_profile
-from hybridlib.errors import ConfigError
+from hybridlib import cli
+from hybridlib.errors import CheckpointError, ConfigError, InputError, NonFiniteLossError
+from hybridlib.model import HybridTransformer
+from hybridlib.report import load_trained
 from hybridlib.precision import autocast_dtype, grad_scaler
 from hybridlib.train import can_compile, train
 
@@ -70,6 +73,7 @@ def test_the_gradient_scaler_is_on_for_fp16_only():
 @pytest.mark.parametrize("capability, memory_gb, expected", [
     ((7, 5), 16, "gpu-small"),  # a T4
     ((8, 6), 24, "gpu-small"),  # a 24 GB card
+    ((12, 0), 32, "gpu-small"),  # a 32 GB card: the gpu profile's hybrid alone allocates 31 GB
     ((7, 0), 32, "gpu-small"),  # a V100: no bf16
     ((8, 0), 40, "gpu"),  # an A100
     ((9, 0), 80, "gpu"),  # an H100
@@ -143,9 +147,70 @@ def test_a_failing_compile_warns_once_and_trains_eagerly(tmp_path, smoke_data, m
     assert state_dicts_equal(eager.model.state_dict(), broken.model.state_dict())
 
 
-def test_the_small_gpu_profile_fits_a_class_slot_on_a_t4():
-    """At 25 % of a T4's 65 TFLOP/s fp16 peak each training notebook's training fits in 8 minutes (10 with
-    compiling and evaluation), and the full gpu profile's three objectives in about an hour on an A100."""
+def _compile_failing_at_call(n, error):
+    """A stand-in for torch.compile whose module works until its ``n``-th call, which raises ``error``."""
+    def fake_compile(module, **kwargs):
+        calls = {"n": 0}
+
+        def compiled(*args):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise error
+            return module(*args)
+        return compiled
+    return fake_compile
+
+
+@pytest.mark.parametrize("n, error", [(3, RuntimeError("an illegal memory access was encountered")),
+                                      (1, InputError("tokens must be integers"))])
+def test_only_a_first_compiled_step_falls_back_and_our_errors_never_do(tmp_path, smoke_data, monkeypatch, n, error):
+    """Once a compiled step has run, a failure is real (no eager retry on a broken device); a bad input
+    is ours to report, not a compiler's failure."""
+    monkeypatch.setattr(train_module, "can_compile", lambda device: True)
+    monkeypatch.setattr(torch, "compile", _compile_failing_at_call(n, error))
+    with pytest.raises(type(error), match=str(error)):
+        train(get_config("smoke", "hybrid", steps=6, log_every=3, compile=True), tmp_path / "run", progress=False,
+              data=smoke_data, device="cpu")
+
+
+def test_fp16_overflowing_at_every_step_is_an_error_not_a_finished_run(tmp_path, smoke_data, monkeypatch):
+    """fp16 loss scaling skips steps with NaN or infinite gradients, so the weights stay finite: the
+    collapsing loss scale is what shows that the run stopped learning."""
+    class NaNGradients(HybridTransformer):
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            for p in self.parameters():
+                p.register_hook(lambda g: torch.full_like(g, float("nan")))
+
+    monkeypatch.setattr(train_module, "HybridTransformer", NaNGradients)
+    with pytest.raises(NonFiniteLossError, match="fp16 gradients overflowed.*--precision fp32"):
+        train(get_config("smoke", "generative", steps=40, log_every=5, precision="fp16"), tmp_path / "run",
+              progress=False, data=smoke_data, device="cpu")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()  # the first checkpoint (step 20) came after it
+
+
+def test_a_missing_model_is_trained_with_a_time_estimate_or_refused_by_name(smoke_data, capsys):
+    with pytest.raises(CheckpointError, match="no finished generative model.*03_generative"):
+        load_trained("smoke", "generative", seed=7, train_missing=False, data=smoke_data)
+    run = load_trained("smoke", "generative", seed=7, data=smoke_data, progress=False)
+    assert run.step == get_config("smoke", "generative").train.steps
+    assert "training it here (the run of notebooks/03_generative.ipynb, from step 0), roughly" in capsys.readouterr().out
+    load_trained("smoke", "generative", seed=7, data=smoke_data, progress=False)  # now found: no note
+    assert "training it here" not in capsys.readouterr().out
+
+
+def test_the_cli_resumes_its_default_run_folder_with_more_steps(capsys):
+    args = ["train", "--objective", "generative", "--profile", "smoke", "--seed", "8", "--no-progress"]
+    assert cli.main([*args, "--steps", "4"]) == 0
+    assert cli.main([*args, "--steps", "6", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "from step 4 to step 6" in out and "runs/smoke/seed8/generative/checkpoint.pt" in out
+
+
+def test_the_small_gpu_profiles_arithmetic_fits_a_class_slot_on_a_t4():
+    """At an assumed 25 % of a T4's 65 TFLOP/s fp16 peak each training notebook's training takes at most 8
+    minutes, and the full gpu profile's three objectives about an hour on an A100 (an estimate, by the
+    FLOP count; docs/profiles.md)."""
     small = {o: bench.estimate_train_minutes(get_config("gpu-small", o), 65e12) for o in OBJECTIVES}
     assert max(small.values()) <= 8 and sum(small.values()) <= 15
     full = sum(bench.estimate_train_minutes(get_config("gpu", o), 312e12) for o in OBJECTIVES)

@@ -5,10 +5,15 @@ Run `make notebooks` after editing it (or `python tools/build_notebooks.py NAME.
 """
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 
 import nbformat
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +62,8 @@ def header(name: str, title: str, goals: list[str], training: bool = False) -> l
 
 
 def setup(objective: str, training: bool = False) -> str:
-    settings = "seed=SEED, steps=STEPS, **OVERRIDES" if training else "seed=SEED"
+    settings = "settings = {\"steps\": STEPS, **OVERRIDES}\n" if training else ""
+    call = "seed=SEED, **settings" if training else "seed=SEED"
     return f'''%matplotlib inline
 import torch
 import hybridlib as hl
@@ -66,7 +72,7 @@ from hybridlib.data import prepare_data
 from hybridlib.paths import run_dir, run_dir_for
 
 profile = hl.resolve_profile(PROFILE)
-config = hl.get_config(profile, "{objective}", {settings})
+{settings}config = hl.get_config(profile, "{objective}", {call})
 torch.manual_seed(SEED)
 data = prepare_data(config.data)
 out_dir = run_dir_for(config)
@@ -267,8 +273,9 @@ NOTEBOOKS["05_evaluation.ipynb"] = [
         "measure out-of-distribution detection (AUROC), robustness to corruptions and calibration (ECE);",
         "compare bits/dim, and decide which of the paper's claims held in this run.",
     ]),
-    md("**Setup**. This notebook loads the checkpoints of notebooks 2-4; if one is missing it says which "
-       "notebook to run (on the `smoke` profile it trains it, which takes seconds)."),
+    md("**Setup**. This notebook loads the checkpoints of notebooks 2-4; if one is missing (a notebook opened on "
+       "its own, on Colab say) it trains it here first, saying roughly how long that takes: seconds on `smoke`, "
+       "minutes on `cpu` or a small GPU."),
     code(setup("hybrid")),
     md("## Evaluate everything\nOne call per model: the probe (scikit-learn logistic regression on standardised "
        "features of frozen encoders), kNN, OOD sets (offline ones: digits, vertically flipped images, noise, "

@@ -13,7 +13,8 @@ Data: the profiles' CIFAR-10 when it is in ``data/`` (see data/README.md for whe
 else the first data set present of Fashion-MNIST and scikit-learn's digits, at the profile's
 resolution; the shapes that cost time (tokens per image, width, depth, batch) are the profile's
 either way, only the vocabulary of the output head differs. Each phase is timed and recorded; a
-failing phase is recorded and the next one runs; phases that would start after ``--deadline``
+failing phase (a training run whose compiling fell back to eager counts as failing) is recorded and
+the next one runs; phases that would start after ``--deadline``
 seconds are skipped, so a time-limited machine still returns what finished.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import platform
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +76,14 @@ def train_phase(profile: str, device: torch.device, steps: int, precision: str, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    result = train(config, out / f"{profile}-{precision}", overwrite=True, progress=False, device=device, data=data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(config, out / f"{profile}-{precision}", overwrite=True, progress=False, device=device,
+                       data=data)
     wall = time.perf_counter() - t0
+    fell_back = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
+    if fell_back:  # the run finished, but eagerly: the compiled path this check is for did not work
+        raise RuntimeError(fell_back[0])
     dtype = autocast_dtype(precision, device) or torch.float32
     steady = [r["img_per_s"] for r in result.history[len(result.history) // 3:]]  # after compiling and warm-up
     img_per_s = sorted(steady)[len(steady) // 2]
@@ -83,7 +91,9 @@ def train_phase(profile: str, device: torch.device, steps: int, precision: str, 
     peak = matmul_peak(dtype, device)
     return {
         "profile": profile, "precision": precision, "dtype": str(dtype).replace("torch.", ""), "dataset": dataset,
-        "steps": steps, "batch_size": config.train.batch_size, "tokens_per_image": config.model.seq_len,
+        "steps": steps, "batch_size": config.train.batch_size,
+        "compiled": config.train.compile and not any("torch.compile needs" in str(w.message) for w in caught),
+        "tokens_per_image": config.model.seq_len,
         "wall_s": round(wall, 1), "first_log_s": round(result.history[0]["elapsed_s"], 1),
         "img_per_s": round(img_per_s, 1), "gflop_per_image": round(flops_per_image / 1e9, 2),
         "mfu": round(img_per_s * flops_per_image / peak, 3), "peak_tflop_per_s": round(peak / 1e12, 1),
@@ -135,6 +145,11 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(report: dict[str, Any], out: Path) -> None:
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "gpu_check.md").write_text(markdown(report))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="default: results/gpu-check")
@@ -153,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check: no CUDA device here; run it on a GPU machine, or try it with --device cpu --train smoke")
         return 2
     t_start = time.perf_counter()
-    report: dict[str, Any] = {"machine": device_info(device), "training": [], "bench": None, "failed": {},
-                              "skipped": [], "phase_s": {}}
+    report: dict[str, Any] = {"argv": sys.argv[1:] if argv is None else argv, "machine": device_info(device),
+                              "training": [], "bench": None, "failed": {}, "skipped": [], "phase_s": {}}
     runs = runs_dir() / "gpu-check"  # checkpoints stay out of the report folder
     phases: list[tuple[str, Any]] = [(f"train {p} auto", (p, "auto", args.steps)) for p in args.train]
     phases += [(f"train {p} fp16", (p, "fp16", args.fp16_steps)) for p in args.fp16]
@@ -162,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in phases:
         if time.perf_counter() - t_start > args.deadline:
             report["skipped"].append(name)
+            write_report(report, out)
             continue
         t0 = time.perf_counter()
         print(f"[{time.perf_counter() - t_start:6.0f} s] {name}", flush=True)
@@ -178,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             report["failed"][name] = f"{type(e).__name__}: {e}"
             traceback.print_exc()
         report["phase_s"][name] = round(time.perf_counter() - t0, 1)
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=1) + "\n")
-        (out / "gpu_check.md").write_text(markdown(report))
+        write_report(report, out)
     print(markdown(report))
     print(f"gpu_check: {time.perf_counter() - t_start:.0f} s; wrote {out}")
     return 1 if report["failed"] else 0

@@ -106,6 +106,13 @@ def _prompt(cell) -> str:
     return cell.find_element(By.CSS_SELECTOR, ".jp-InputPrompt").text.strip().strip("[]:").strip()
 
 
+def _errors(driver) -> list[str]:
+    """The text of every output that shows an error: a traceback, or a widget that failed to render."""
+    return [o.text[:300] for o in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+            if "Traceback" in o.text or "Error displaying widget" in o.text
+            or o.get_attribute("data-mime-type") == "application/vnd.jupyter.error"]
+
+
 def _menu(driver, menu: str, item: str, shots: Path) -> None:
     """Click ``item`` in the menu bar's ``menu``."""
     [bar] = [m for m in driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item") if m.text.strip() == menu]
@@ -128,15 +135,15 @@ def test_a_notebook_runs_in_jupyterlab_without_errors_and_with_a_progress_widget
     _menu(browser, "Run", "Run All Cells", tmp)
 
     def all_ran():
+        shown = _errors(browser)
+        if shown:  # Run All stops at a failing cell: say so now rather than time out
+            pytest.fail(f"cells show errors: {shown}")
         return all(_prompt(c).isdigit() for c in cells()) and kernel_idle()
 
     _wait(all_ran, 300, "every cell to run", browser, tmp)
     browser.save_screenshot(str(tmp / "after-run.png"))
 
-    errors = [o.text[:300] for o in browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-              if "Traceback" in o.text or "Error displaying widget" in o.text
-              or o.get_attribute("data-mime-type") == "application/vnd.jupyter.error"]
-    assert not errors, f"cells show errors: {errors}"
+    assert not _errors(browser)
     bars = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output .widget-hprogress, "
                                                   ".jp-OutputArea-output .widget-progress")
     assert bars, "the training progress bar did not render as a widget"
