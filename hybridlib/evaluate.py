@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
@@ -99,9 +98,19 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0):
 
 
 def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
-                 k: int = 20) -> float:
-    knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute").fit(train, train_labels)
-    return float((knn.predict(test) == test_labels).mean())
+                 k: int = 20, chunk: int = 1024) -> float:
+    """Accuracy of a majority vote of the k nearest training features by cosine similarity (ties: the
+    lowest class, as scikit-learn's KNeighborsClassifier), as chunked matrix products."""
+    a = torch.nn.functional.normalize(torch.from_numpy(train).float(), dim=1)
+    q = torch.nn.functional.normalize(torch.from_numpy(test).float(), dim=1)
+    labels = torch.from_numpy(train_labels).long()
+    n_classes = int(labels.max()) + 1
+    predictions = []
+    for i in range(0, len(q), chunk):
+        neighbours = labels[(q[i : i + chunk] @ a.T).topk(k, dim=1).indices]  # (chunk, k) their classes
+        votes = torch.zeros(len(neighbours), n_classes).scatter_add_(1, neighbours, torch.ones(neighbours.shape))
+        predictions.append(votes.argmax(1))
+    return float((torch.cat(predictions).numpy() == test_labels).mean())
 
 
 def knn_distance(train: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray:
@@ -112,43 +121,45 @@ def knn_distance(train: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray
     return torch.cat(out).numpy()
 
 
-# ---------------------------------------------------------------- features
+# ---------------------------------------------------------------- representations
 
-FeatureFn = Callable[[Tensor], Tensor]  # (B, C, H, W) images in [0, 1] -> (B, D) features
+# images (N, C, H, W) in [0, 1], with_bits -> (features (N, D), bits/dim per image (N,) or None)
+Embed = Callable[[Tensor, bool], tuple[Tensor, Tensor | None]]
 
 
-def model_features(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> FeatureFn:
+def model_embedding(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> Embed:
+    """Features, and bits/dim where asked, from one encoder pass per batch: the decoder reads the
+    same encoder output the representation is pooled from, so no image is encoded twice."""
     device = next(model.parameters()).device
+    dtype = autocast_dtype("auto", device)
 
     @torch.no_grad()
-    def features(images: Tensor) -> Tensor:
-        with autocast(autocast_dtype("auto", device), device):
-            out = [model.encode(data.tokenizer.encode(images[i : i + batch_size]).to(device)).float().cpu()
-                   for i in range(0, len(images), batch_size)]
-        return torch.cat(out)
+    def embed(images: Tensor, with_bits: bool) -> tuple[Tensor, Tensor | None]:
+        features, bits = [], []
+        with autocast(dtype, device):
+            for i in range(0, len(images), batch_size):
+                tokens = data.tokenizer.encode(images[i : i + batch_size]).to(device)
+                h = model.forward_encoder(tokens)
+                features.append(model.representation(h).float().cpu())
+                if with_bits:
+                    bits.append(image_bits_per_dim(model.forward_decoder(h), tokens, data.config.dims_per_token).cpu())
+        return torch.cat(features), torch.cat(bits) if with_bits else None
 
-    return features
-
-
-def pixel_features(data: PreparedData) -> FeatureFn:
-    """The quantized pixels the model sees, flattened: the raw-pixel baseline."""
-    def features(images: Tensor) -> Tensor:
-        return data.tokenizer.decode(data.tokenizer.encode(images)).flatten(1)
-
-    return features
+    return embed
 
 
-@torch.no_grad()
-def bits_per_image(model: HybridTransformer, data: PreparedData, images: Tensor, batch_size: int = 512) -> Tensor:
-    """(N,) bits/dim of each image under the model's autoregressive likelihood."""
-    device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        tokens = data.tokenizer.encode(images[i : i + batch_size]).to(device)
-        with autocast(autocast_dtype("auto", device), device):
-            logits = model.forward_decoder(model.forward_encoder(tokens))
-        out.append(image_bits_per_dim(logits, tokens, data.config.dims_per_token).cpu())
-    return torch.cat(out)
+def model_features(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> Callable[[Tensor], Tensor]:
+    """images -> (N, d) representations of a trained model (for retrieval and probes)."""
+    embed = model_embedding(model, data, batch_size)
+    return lambda images: embed(images, False)[0]
+
+
+def pixel_embedding(data: PreparedData) -> Embed:
+    """The quantized pixels the model sees, flattened: the raw-pixel baseline (no likelihood)."""
+    def embed(images: Tensor, with_bits: bool) -> tuple[Tensor, None]:
+        return data.tokenizer.decode(data.tokenizer.encode(images)).flatten(1), None
+
+    return embed
 
 
 # ---------------------------------------------------------------- OOD sets
@@ -180,84 +191,90 @@ def ood_sets(data: PreparedData, n: int, seed: int = 0) -> dict[str, Tensor]:
     return sets
 
 
-# ---------------------------------------------------------------- one model, all axes
+# ---------------------------------------------------------------- the axes
 
-def evaluate_features(
-    name: str,
-    features: FeatureFn,
-    data: PreparedData,
-    cfg: EvalConfig = EvalConfig(),
-    likelihood: Callable[[Tensor], Tensor] | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Every axis for one representation. ``likelihood``: images -> bits/dim per image, if the model has one."""
-    t0 = time.perf_counter()
-    n_train = min(cfg.n_probe_train, len(data.train_images))
-    n_test = len(data.test_images) if cfg.n_test is None else min(cfg.n_test, len(data.test_images))
-    steps = 4 + len(CORRUPTIONS)
-    bar = tqdm(total=steps, desc=f"evaluate {name}", disable=not progress, leave=False)
-
-    train_x, test_x = data.train_images[:n_train], data.test_images[:n_test]
-    y_train, y_test = data.train_labels[:n_train].numpy(), data.test_labels[:n_test].numpy()
-    f_train, f_test = features(train_x).numpy(), features(test_x).numpy()
-    bar.update()
-
+def discrimination(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
+                   cfg: EvalConfig) -> tuple[Any, dict[str, Any]]:
+    """Linear probe and kNN accuracy, and the probe's calibration: (the fitted probe, metrics)."""
     probe = fit_linear_probe(f_train, y_train, cfg.seed)
     probs = probe.predict_proba(f_test)
-    result: dict[str, Any] = {
-        "name": name,
-        "feature_dim": int(f_train.shape[1]),
+    return probe, {
         "linear_probe_acc": float((probs.argmax(1) == y_test).mean()),
         "knn_acc": knn_accuracy(f_train, y_train, f_test, y_test, cfg.knn_k),
         "ece": expected_calibration_error(probs, y_test),
         "reliability": reliability_bins(probs, y_test),
     }
-    bar.update()
 
-    # OOD: each score type against each OOD set; a model is judged by its best score type
-    n_ood = min(cfg.n_ood, n_test)
-    sets = ood_sets(data, n_ood, cfg.seed)
-    scores: dict[str, Callable[[Tensor], np.ndarray]] = {
-        "knn_distance": lambda x: knn_distance(f_train, features(x).numpy()),
-    }
-    in_dist = {"knn_distance": knn_distance(f_train, f_test[:n_ood])}  # test features are already computed
-    if likelihood is not None:
-        scores["likelihood"] = lambda x: likelihood(x).numpy()
-        test_bits = likelihood(test_x)
-        result["test_bits_per_dim"] = float(test_bits.mean())
-        in_dist["likelihood"] = test_bits[:n_ood].numpy()
-    ood: dict[str, dict[str, dict[str, float]]] = {}
-    for score_name, score in scores.items():
-        in_scores = in_dist[score_name]
-        ood[score_name] = {}
-        for set_name, images in sets.items():
-            a, fpr = auroc(in_scores, score(images))
-            ood[score_name][set_name] = {"auroc": a, "fpr95": fpr}
+
+def out_of_distribution(embed: Embed, data: PreparedData, f_train: np.ndarray, f_test: np.ndarray,
+                        test_bits: np.ndarray | None, cfg: EvalConfig) -> dict[str, Any]:
+    """AUROC and FPR@95 of each score type (kNN distance; likelihood where there is one) on each OOD set
+    against the first ``n_ood`` test images; a model is judged by its best score type."""
+    n_ood = min(cfg.n_ood, len(f_test))
+    in_dist = {"knn_distance": knn_distance(f_train, f_test[:n_ood])}
+    if test_bits is not None:
+        in_dist["likelihood"] = test_bits[:n_ood]
+    ood: dict[str, dict[str, dict[str, float]]] = {score: {} for score in in_dist}
+    for set_name, images in ood_sets(data, n_ood, cfg.seed).items():
+        features, bits = embed(images, test_bits is not None)
+        out_scores = {"knn_distance": knn_distance(f_train, features.numpy())}
+        if bits is not None:
+            out_scores["likelihood"] = bits.numpy()
+        for score, in_scores in in_dist.items():
+            a, fpr = auroc(in_scores, out_scores[score])
+            ood[score][set_name] = {"auroc": a, "fpr95": fpr}
     means = {s: float(np.mean([v["auroc"] for v in per_set.values()])) for s, per_set in ood.items()}
     best = max(means, key=means.get)
-    result.update({"ood": ood, "ood_auroc_mean_by_score": means, "ood_best_score": best,
-                   "ood_auroc_mean": means[best]})
-    bar.update()
+    return {"ood": ood, "ood_auroc_mean_by_score": means, "ood_best_score": best, "ood_auroc_mean": means[best]}
 
-    # corruptions: the probe trained on clean features, applied to corrupted test images
-    n_c = min(cfg.n_corrupt, n_test)
-    clean_c, y_c = test_x[:n_c], y_test[:n_c]
+
+def corruption_robustness(embed: Embed, probe: Any, test_x: Tensor, y_test: np.ndarray, cfg: EvalConfig,
+                          bar: tqdm) -> dict[str, Any]:
+    """The probe trained on clean features, applied to corrupted test images: accuracy per corruption
+    and severity, and the mean ECE under corruption."""
+    n_c = min(cfg.n_corrupt, len(test_x))
+    clean, y = test_x[:n_c], y_test[:n_c]
     per_corruption: dict[str, list[float]] = {}
     eces = []
-    for cname in CORRUPTIONS:
+    for name in CORRUPTIONS:
         accs = []
         for severity in range(1, 6):
-            p = probe.predict_proba(features(corrupt(clean_c, cname, severity, cfg.seed)).numpy())
-            accs.append(float((p.argmax(1) == y_c).mean()))
-            eces.append(expected_calibration_error(p, y_c))
-        per_corruption[cname] = accs
+            p = probe.predict_proba(embed(corrupt(clean, name, severity, cfg.seed), False)[0].numpy())
+            accs.append(float((p.argmax(1) == y).mean()))
+            eces.append(expected_calibration_error(p, y))
+        per_corruption[name] = accs
         bar.update()
-    result.update({
+    return {
         "corruption": per_corruption,
         "corruption_acc_mean": float(np.mean([a for accs in per_corruption.values() for a in accs])),
         "ece_corrupted": float(np.mean(eces)),
-    })
+    }
+
+
+def evaluate_representation(name: str, embed: Embed, data: PreparedData, cfg: EvalConfig = EvalConfig(),
+                            likelihood: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Every axis for one representation; ``likelihood``: it has a trained decoder (bits/dim, likelihood OOD)."""
+    t0 = time.perf_counter()
+    n_train = min(cfg.n_probe_train, len(data.train_images))
+    n_test = len(data.test_images) if cfg.n_test is None else min(cfg.n_test, len(data.test_images))
+    bar = tqdm(total=3 + len(CORRUPTIONS), desc=f"evaluate {name}", disable=not progress, leave=False)
+
+    test_x = data.test_images[:n_test]
+    y_train, y_test = data.train_labels[:n_train].numpy(), data.test_labels[:n_test].numpy()
+    f_train = embed(data.train_images[:n_train], False)[0].numpy()
+    f_test, test_bits = embed(test_x, likelihood)
+    f_test, test_bits = f_test.numpy(), test_bits.numpy() if test_bits is not None else None
     bar.update()
+
+    result: dict[str, Any] = {"name": name, "feature_dim": int(f_train.shape[1])}
+    probe, metrics = discrimination(f_train, y_train, f_test, y_test, cfg)
+    result.update(metrics)
+    if test_bits is not None:
+        result["test_bits_per_dim"] = float(test_bits.mean())
+    bar.update()
+    result.update(out_of_distribution(embed, data, f_train, f_test, test_bits, cfg))
+    bar.update()
+    result.update(corruption_robustness(embed, probe, test_x, y_test, cfg, bar))
     bar.close()
     result["eval_time_s"] = time.perf_counter() - t0
     return result
@@ -267,8 +284,7 @@ def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg:
                    generative: bool = True, progress: bool = True) -> dict[str, Any]:
     """All axes for a transformer; ``generative=False`` skips the likelihood (untrained decoders)."""
     model.eval()
-    likelihood = (lambda x: bits_per_image(model, data, x, cfg.batch_size)) if generative else None
-    return evaluate_features(name, model_features(model, data, cfg.batch_size), data, cfg, likelihood, progress)
+    return evaluate_representation(name, model_embedding(model, data, cfg.batch_size), data, cfg, generative, progress)
 
 
 def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = EvalConfig(),
@@ -279,7 +295,7 @@ def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = Eva
     torch.manual_seed(config.train.seed)
     random_model = HybridTransformer(config.model).to(device)
     return {
-        "raw_pixels": evaluate_features("raw_pixels", pixel_features(data), data, cfg, None, progress),
+        "raw_pixels": evaluate_representation("raw_pixels", pixel_embedding(data), data, cfg, False, progress),
         "random_init": evaluate_model(random_model, data, "random_init", cfg, generative=False, progress=progress),
     }
 

@@ -2,7 +2,7 @@
 
 Defaults are folders of the repository checkout (``data/``, ``runs/``, ``results/``), so the
 notebooks, the CLI and the Makefile agree whatever the working directory. The environment
-variables ``HYBRIDLIB_DATA``, ``HYBRIDLIB_RUNS`` and ``HYBRIDLIB_RESULTS`` move them (the tests
+variables ``HYBRIDLIB_DATA``, ``HYBRIDLIB_RUNS``, ``HYBRIDLIB_RESULTS`` and ``HYBRIDLIB_CACHE`` move them (the tests
 use this to stay out of the checkout). Installed outside a checkout (e.g. Colab), they are
 relative to the working directory.
 """
@@ -29,6 +29,12 @@ def _dir(env: str, default: str) -> Path:
 
 def data_dir() -> Path:
     return _dir("HYBRIDLIB_DATA", "data")
+
+
+def compile_cache_dir() -> Path:
+    """Where torch.compile keeps the kernels it built (``HYBRIDLIB_CACHE``, default ``.cache/`` of the
+    checkout): every notebook kernel and every later run finds them there instead of compiling again."""
+    return _dir("HYBRIDLIB_CACHE", ".cache") / "torchinductor"
 
 
 def runs_dir() -> Path:

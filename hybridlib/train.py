@@ -40,6 +40,7 @@ from .errors import CheckpointError, ConfigError, HybridlibError, NonFiniteLossE
 from .losses import Objective
 from .model import HybridTransformer
 from .precision import autocast, autocast_dtype, grad_scaler
+from .paths import compile_cache_dir
 from .rundir import check_run_dir, hold_run_dir
 
 
@@ -149,6 +150,8 @@ def compile_step(module: torch.nn.Module, device: torch.device, use_compile: boo
                       "compute capability 7.0+ on CUDA; none found, so training runs uncompiled (slower, same "
                       "results).", stacklevel=2)
     if usable:
+        # kernels persist in the project's cache (unless the user chose another): compiled once, not per kernel
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
         # each run starts from an empty in-memory cache: a process that trains many configurations
         # (seeds, a lambda sweep) would otherwise reach dynamo's recompile limit and silently run
         # eagerly; the compiled kernels themselves stay cached on disk

@@ -101,3 +101,14 @@ def test_baselines(smoke_data):
     assert set(b) == {"raw_pixels", "random_init"}
     assert b["raw_pixels"]["feature_dim"] == 64 and b["raw_pixels"]["linear_probe_acc"] > 0.8
     assert "test_bits_per_dim" not in b["raw_pixels"]
+
+
+def test_knn_accuracy_equals_scikit_learns_classifier():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    g = np.random.default_rng(0)
+    train, test = g.normal(size=(500, 16)).astype(np.float32), g.normal(size=(300, 16)).astype(np.float32)
+    y_train, y_test = g.integers(0, 4, 500), g.integers(0, 4, 300)
+    for k in (1, 5, 20):
+        sk = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute").fit(train, y_train)
+        assert knn_accuracy(train, y_train, test, y_test, k, chunk=64) == float((sk.predict(test) == y_test).mean())

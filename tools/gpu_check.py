@@ -133,11 +133,12 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{r['peak_mem_gb']} | {r['first_loss']} → {r['final_loss']} | {r['wall_s']} |")
     if report.get("bench"):
         lines += ["", "`make bench` cases (ours vs the naive fp32 reference):", "",
-                  "| case | dtype | img/s | reference img/s | speedup | MFU | peak mem MB | first step s |",
+                  "| case | dtype | img/s | reference img/s | speedup | MFU | peak mem MB | first step s, cold / warm |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in report["bench"]:
             lines.append(f"| {r['case']} | {r['dtype']} | {r['img_per_s']} | {r['reference_img_per_s']} | "
-                         f"{r['speedup']} | {100 * r['mfu']:.1f} % | {r['peak_mem_mb']:.0f} | {r['first_step_s']} |")
+                         f"{r['speedup']} | {100 * r['mfu']:.1f} % | {r['peak_mem_mb']:.0f} | "
+                         f"{r['first_step_s_cold']} / {r['first_step_s_warm']} |")
     for phase, error in report["failed"].items():
         lines.append(f"\nFAILED {phase}: {error}")
     for phase in report["skipped"]:
