@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from .config import GPU_PROFILES, OBJECTIVES, Config, get_config
 from .errors import ConfigError
 from .paths import results_dir
+from .precision import matmul_peak
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
 
@@ -62,25 +63,6 @@ def model_flops_per_step(config: Config) -> float:
     else:
         forward = 2 * b * (encoder + decoder + proj)
     return 3.0 * forward
-
-
-def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = None) -> float:
-    """FLOP/s of a large square matmul: the practical peak of this machine in this dtype.
-    A GPU needs a larger matrix than a CPU (8192 vs 2048) to reach its peak."""
-    size = size or (8192 if device.type == "cuda" else 2048)
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    times = []
-    for _ in range(5):
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        _sync(device)
-        times.append((time.perf_counter() - t0) / 4)
-    return 2 * size**3 / statistics.median(times)
 
 
 def _sync(device: torch.device) -> None:

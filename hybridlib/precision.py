@@ -4,11 +4,16 @@
   8.0+), and CPUs whose oneDNN has bf16 kernels (AVX512-BF16 or AMX);
 - fp16 autocast with a gradient scaler on older GPUs (a T4 is 7.5): fp16's narrow exponent range
   underflows small gradients unless the loss is scaled up first;
-- fp32 everywhere else (bf16 emulated on a CPU without it is slower than fp32).
+- fp32 everywhere else: on CPUs without bf16 kernels (emulated bf16 is slow), and on CPUs whose bf16
+  kernels are not clearly faster than their fp32 ones (measured once per process: some virtual machines
+  expose AVX512-BF16 but run bf16 matrix products slower than fp32).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import statistics
+import time
 
 import torch
 
@@ -26,6 +31,41 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+BF16_MIN_SPEEDUP = 1.3  # bf16 autocast on a CPU only where its matmuls are this much faster than fp32
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = None) -> float:
+    """FLOP/s of a large square matmul: the practical peak of this machine in this dtype.
+    A GPU needs a larger matrix than a CPU (8192 vs 2048) to reach its peak."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(5):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - t0) / 4)
+    return 2 * size**3 / statistics.median(times)
+
+
+@functools.cache
+def cpu_bf16_is_faster() -> bool:
+    """Native bf16 kernels whose matrix products beat fp32's by ``BF16_MIN_SPEEDUP`` here (about a second,
+    once per process). The known machines sit far from the threshold: AVX512-BF16 on an AMD EPYC runs
+    bf16 about 2.3x faster than fp32; a virtual machine on an Intel Xeon that hides AMX, about 0.6x."""
+    if not cpu_has_fast_bf16():
+        return False
+    cpu = torch.device("cpu")
+    return matmul_peak(torch.bfloat16, cpu, 1024) >= BF16_MIN_SPEEDUP * matmul_peak(torch.float32, cpu, 1024)
+
+
 def cuda_has_bf16(device: torch.device) -> bool:
     """Native bf16 tensor cores: compute capability 8.0 (Ampere) or newer. Older GPUs emulate bf16,
     and Triton refuses to compile bf16 kernels for them."""
@@ -35,7 +75,7 @@ def cuda_has_bf16(device: torch.device) -> bool:
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device``; None means fp32 (no autocast).
 
-    "auto": bf16 where native (see the module docstring), else fp16 on CUDA, else fp32.
+    "auto": bf16 where native and faster (see the module docstring), else fp16 on CUDA, else fp32.
     "bf16" on a GPU without native bf16 is refused with a line saying what to use instead.
     """
     if precision not in PRECISIONS:
@@ -51,7 +91,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if cuda_has_bf16(device) else torch.float16
         return _DTYPES[precision]
     if precision == "auto":
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
+        return torch.bfloat16 if cpu_bf16_is_faster() else None
     return _DTYPES[precision]
 
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 
-from .bench import estimate_train_minutes, matmul_peak
+from .bench import estimate_train_minutes
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
 from .config import OBJECTIVES, Config, get_config
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError
 from .evaluate import SUMMARY_KEYS, EvalConfig, eval_config_for, evaluate_baselines, evaluate_model, save_results
 from .paths import results_dir, run_dir
-from .precision import autocast_dtype
+from .precision import autocast_dtype, matmul_peak
 from .train import resolve_device, train
 
 NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}

@@ -50,11 +50,24 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
         autocast_dtype("bf16", CUDA)
 
 
-@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, None)])
-def test_auto_precision_on_a_cpu_follows_native_bf16(monkeypatch, native, expected):
+@pytest.mark.parametrize("native, bf16_peak, expected", [
+    (True, 2.3, True),  # AVX512-BF16 on an AMD EPYC: bf16 matmuls 2.3x fp32's
+    (True, 0.6, False),  # a virtual machine exposing AVX512-BF16 whose bf16 matmuls are slower than fp32
+    (True, 1.2, False),  # not clearly faster
+    (False, 2.3, False),  # no bf16 kernels: never, whatever a timing says
+])
+def test_auto_precision_on_a_cpu_takes_bf16_only_where_it_is_native_and_faster(monkeypatch, native, bf16_peak,
+                                                                                expected):
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: native)
-    assert autocast_dtype("auto", CPU) == expected
-    assert autocast_dtype("bf16", CPU) == torch.bfloat16  # asked for explicitly: emulated if need be
+    monkeypatch.setattr(precision, "matmul_peak", lambda dtype, device, size=None:
+                        bf16_peak if dtype == torch.bfloat16 else 1.0)
+    precision.cpu_bf16_is_faster.cache_clear()
+    try:
+        assert precision.cpu_bf16_is_faster() is expected
+        assert autocast_dtype("auto", CPU) == (torch.bfloat16 if expected else None)
+        assert autocast_dtype("bf16", CPU) == torch.bfloat16  # asked for explicitly: emulated if need be
+    finally:
+        precision.cpu_bf16_is_faster.cache_clear()  # the real machine's answer for the tests after this one
 
 
 def test_unknown_precision_is_one_clear_error():
