@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from .config import GPU_PROFILES, OBJECTIVES, Config, get_config
 from .errors import ConfigError
 from .paths import results_dir
-from .precision import matmul_peak
+from .precision import autocast, autocast_dtype, grad_scaler, matmul_peak
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
 
@@ -107,7 +107,6 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
     from .losses import Objective
     from .model import HybridTransformer
     from .tokenizer import GrayTokenizer, PaletteTokenizer
-    from .precision import autocast, autocast_dtype, grad_scaler
     from .train import compile_step, make_optimizer, make_views, step_generator
 
     device = torch.device(device_name)
