@@ -69,7 +69,7 @@ import torch
 import hybridlib as hl
 from hybridlib import plots
 from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir, run_dir_for
+from hybridlib.paths import run_dir_for
 
 profile = hl.resolve_profile(PROFILE)
 {settings}config = hl.get_config(profile, "{objective}", {call})
@@ -251,10 +251,12 @@ print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")'''),
        "the curves of notebooks 2 and 3, loaded here when those runs exist."),
     code('''plots.plot_history(run.history, ["con_loss", "bits_per_dim"], title="hybrid");'''),
     md("Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its "
-       "contrastive loss against the contrastive model's (each figure appears when that run exists)."),
+       "contrastive loss against the contrastive model's (each figure appears when notebooks 2 and 3 ran with the "
+       "same `STEPS` and `OVERRIDES`)."),
     code('''from hybridlib.train import read_history
-histories = {name: read_history(run_dir(profile, name, SEED)) for name in ("contrastive", "generative")
-             if (run_dir(profile, name, SEED) / "history.csv").exists()}
+folders = {name: run_dir_for(hl.get_config(profile, name, seed=SEED, **settings))  # the same settings' runs
+           for name in ("contrastive", "generative")}
+histories = {name: read_history(folder) for name, folder in folders.items() if (folder / "history.csv").exists()}
 histories["hybrid"] = run.history
 if "generative" in histories:
     plots.compare_histories({k: v for k, v in histories.items() if k != "contrastive"}, "bits_per_dim")
