@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from .config import GPU_PROFILES, OBJECTIVES, Config, get_config
 from .errors import ConfigError
 from .paths import results_dir
-from .precision import autocast, autocast_dtype, grad_scaler, matmul_peak
+from .precision import autocast_dtype, grad_scaler, matmul_peak, synchronize
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
 
@@ -64,10 +64,6 @@ def model_flops_per_step(config: Config) -> float:
         forward = 2 * b * (encoder + decoder + proj)
     return 3.0 * forward
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 class NaiveAttention(torch.nn.Module):
@@ -107,7 +103,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
     from .losses import Objective
     from .model import HybridTransformer
     from .tokenizer import GrayTokenizer, PaletteTokenizer
-    from .train import compile_step, make_optimizer, make_views, step_generator
+    from .train import compile_step, forward_backward, make_optimizer, make_views, step_generator
 
     device = torch.device(device_name)
     config = get_config(profile, objective, precision="fp32" if reference else "auto")
@@ -145,14 +141,7 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
                 views = make_views(images[idx], data, cfg, g)
         else:
             views = (None, None)
-
-        def forward_backward(module: Any) -> None:
-            with autocast(amp, device):
-                out = module(tokens[idx], *views)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out["loss"]).backward()
-
-        runner(forward_backward)
+        runner(forward_backward, (tokens[idx], *views), optimizer, scaler, amp, device)
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=not reference)
         scaler.step(optimizer)
@@ -161,11 +150,11 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
     warmup, repeats = (1, 2) if quick else (WARMUP, REPEATS)
     t0 = time.perf_counter()
     step(0)  # compiles, where the profile compiles
-    _sync(device)
+    synchronize(device)
     first_step_s = time.perf_counter() - t0
     for i in range(1, warmup):
         step(i)
-    _sync(device)
+    synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base_mem = torch.cuda.memory_allocated()
@@ -173,11 +162,11 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         base_mem = _rss_mb()
     rates = []
     for r in range(repeats):
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for i in range(STEPS_PER_REPEAT):
             step(warmup + r * STEPS_PER_REPEAT + i)
-        _sync(device)
+        synchronize(device)
         rates.append(cfg.batch_size * STEPS_PER_REPEAT / (time.perf_counter() - t0))
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated() - base_mem) / 2**20

@@ -34,6 +34,12 @@ def cpu_has_fast_bf16() -> bool:
 BF16_MIN_SPEEDUP = 1.3  # bf16 autocast on a CPU only where its matmuls are this much faster than fp32
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously): before and after a timed region."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = None) -> float:
     """FLOP/s of a large square matmul: the practical peak of this machine in this dtype.
     A GPU needs a larger matrix than a CPU (8192 vs 2048) to reach its peak."""
@@ -44,13 +50,11 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = Non
         a @ b
     times = []
     for _ in range(5):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(4):
             a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         times.append((time.perf_counter() - t0) / 4)
     return 2 * size**3 / statistics.median(times)
 

@@ -116,12 +116,12 @@ class CompiledStep:
         self.module, self.fallback, self.proven = module, fallback, False
         self.compiled: Any = torch.compile(module, dynamic=False) if use_compile else None
 
-    def __call__(self, step: Callable[[Any], Any]) -> Any:
-        """``step(module)`` does the forward and backward with the module it is given."""
+    def __call__(self, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(module, *args)`` does the forward and backward with the module it is given."""
         if self.compiled is None:
-            return step(self.module)
+            return step(self.module, *args)
         try:
-            out = step(self.compiled)
+            out = step(self.compiled, *args)
         except (HybridlibError, torch.cuda.OutOfMemoryError):
             raise
         except Exception as e:  # backend, lowering and Triton errors have no common base class
@@ -131,7 +131,7 @@ class CompiledStep:
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason}); training runs uncompiled "
                           "(slower, same results)", stacklevel=2)
             self.compiled = None
-            return step(self.module)
+            return step(self.module, *args)
         self.proven = True
         return out
 
@@ -159,6 +159,18 @@ def compile_step(module: torch.nn.Module, device: torch.device, use_compile: boo
         if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return CompiledStep(module, use_compile=usable, fallback=fallback)
+
+
+def forward_backward(module: Any, inputs: tuple[Tensor | None, ...], optimizer: torch.optim.Optimizer,
+                     scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device
+                     ) -> dict[str, Tensor]:
+    """One step's forward under autocast and its (scaled) backward: the part that compiling covers.
+    The optimizer's step, with unscaling and clipping, follows in the caller."""
+    with autocast(amp_dtype, device):
+        out = module(*inputs)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(out["loss"]).backward()
+    return out
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -360,15 +372,7 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
         clean = train_tokens[idx]
         views = make_views(train_images[idx], data, cfg, step_generator(cfg.seed, step, rank)) \
             if objective.uses_views else (None, None)
-
-        def forward_backward(module: Any) -> dict[str, Tensor]:
-            with autocast(amp_dtype, device):
-                out = module(clean, *views)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out["loss"]).backward()
-            return out
-
-        out = runner(forward_backward)
+        out = runner(forward_backward, (clean, *views), optimizer, scaler, amp_dtype, device)
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(out["loss"].detach()),
                                      torch.full_like(first_bad_step, step), first_bad_step)
         if cfg.grad_clip > 0:

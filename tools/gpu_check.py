@@ -20,6 +20,7 @@ seconds are skipped, so a time-limited machine still returns what finished.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -45,6 +46,7 @@ from hybridlib.precision import autocast_dtype, matmul_peak  # noqa: E402
 from hybridlib.train import train  # noqa: E402
 
 
+@functools.cache  # each phase asks; loading a data set once is enough
 def available_dataset(preferred: str) -> str:
     """``preferred`` if it is on disk, else the first of Fashion-MNIST and digits that is (never downloads)."""
     for name in (preferred, "fashion-mnist", "digits"):
