@@ -5,17 +5,19 @@ Learning" (arXiv 2106.06162), built from its abstract: the architecture, losses 
 details are this project's own design.
 """
 from . import exercises
-from .config import Config, DataConfig, ModelConfig, TrainConfig, get_config, resolve_profile
+from .config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, get_config, resolve_profile
 from .errors import (
     CheckpointError, ConfigError, DataError, HybridlibError, InputError, NonFiniteLossError, RunDirectoryError,
 )
 from .model import HybridTransformer
+from .notebook import setup
 
 __version__ = "0.1.0"
 
 __all__ = [
     "exercises",
-    "Config", "DataConfig", "ModelConfig", "TrainConfig", "get_config", "resolve_profile", "HybridTransformer",
+    "Config", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "resolve_profile", "setup",
+    "HybridTransformer",
     "HybridlibError", "ConfigError", "DataError", "CheckpointError", "RunDirectoryError", "InputError",
     "NonFiniteLossError",
 ]

@@ -8,10 +8,8 @@ For each objective at the cpu profile's shapes (and the GPU profiles' when CUDA 
 - ``reference_img_per_s``: the same step done naively: fp32, minGPT-style attention with an explicit
   mask and softmax, augmentation one image at a time with torchvision, for-loop AdamW;
 - ``speedup`` = their ratio (both measured in the same run: absolute times drift on shared machines);
-- ``mfu``: model FLOPs per second / the measured peak of a large matmul in the step's dtype. Model
-  FLOPs are counted from the architecture: 2 FLOPs per multiply-add of every matmul in the forward
-  pass (QKV, attention scores, attention-weighted values, output projection, MLP, heads), times 3 for
-  forward plus backward; embeddings, norms and the softmax are not counted (the usual convention);
+- ``mfu``: model FLOPs per second (counted from the architecture: :mod:`hybridlib.flops`) / the
+  measured peak of a large matmul in the step's dtype;
 - ``reference_mfu``: the reference's FLOP/s over the fp32 matmul peak, and ``speedup_at_full_mfu``:
   our dtype's peak over the reference's FLOP/s, the ceiling of ``speedup`` for any implementation of
   the same model on this machine (``speedup`` = ``mfu`` x ``speedup_at_full_mfu``);
@@ -24,46 +22,31 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import statistics
-import os
 import subprocess
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import v2
 
-from .config import GPU_PROFILES, OBJECTIVES, Config, get_config
+from .config import GPU_PROFILES, OBJECTIVES, Config, TrainConfig, get_config
 from .errors import ConfigError
+from .files import write_json
+from .flops import model_flops_per_step
+from .hardware import matmul_peak, synchronize
+from .model import HybridTransformer
 from .paths import results_dir
-from .precision import autocast_dtype, grad_scaler, matmul_peak, synchronize
+from .step import TrainStep, make_views, step_generator
+from .tokenizer import GrayTokenizer, PaletteTokenizer, Tokenizer
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
-
-
-def model_flops_per_step(config: Config) -> float:
-    """Training FLOPs of one step (forward + backward = 3x forward), counted from the architecture."""
-    m, b = config.model, config.train.batch_size
-    n = m.seq_len + 1  # positions, the start token included
-    d = m.d_model
-    per_block = n * (2 * 12 * d * d + 2 * 2 * n * d)  # QKV + out proj + MLP (12 d^2 MACs), scores + values
-    encoder = m.n_encoder_layers * per_block
-    decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * d * m.vocab_size
-    proj = 2 * (d * d + d * m.proj_dim)
-    objective = config.train.objective
-    if objective == "contrastive":
-        forward = 2 * b * (encoder + proj)
-    elif objective == "generative":
-        forward = b * (encoder + decoder)
-    else:
-        forward = 2 * b * (encoder + decoder + proj)
-    return 3.0 * forward
-
 
 
 class NaiveAttention(torch.nn.Module):
@@ -84,10 +67,8 @@ class NaiveAttention(torch.nn.Module):
         return self.proj(y.transpose(1, 2).contiguous().view(b, t, d))
 
 
-def _per_image_views(images: torch.Tensor, cfg, g: torch.Generator) -> torch.Tensor:
+def _per_image_views(images: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
     """The reference's augmentation: torchvision v2 transforms called once per image."""
-    from torchvision.transforms import v2
-
     size = images.shape[-1]
     transform = v2.Compose([
         v2.RandomResizedCrop(size, scale=(cfg.crop_scale, 1.0), antialias=True),
@@ -98,58 +79,37 @@ def _per_image_views(images: torch.Tensor, cfg, g: torch.Generator) -> torch.Ten
     return torch.stack([transform(img) for img in images])
 
 
-def _run_case(objective: str, profile: str, reference: bool, device_name: str, quick: bool) -> dict[str, Any]:
-    """Time one case in this process: (img/s samples, flops, peak memory)."""
-    from .losses import Objective
-    from .model import HybridTransformer
-    from .tokenizer import GrayTokenizer, PaletteTokenizer
-    from .train import compile_step, forward_backward, make_optimizer, make_views, step_generator
-
-    device = torch.device(device_name)
-    config = get_config(profile, objective, precision="fp32" if reference else "auto")
-    cfg = config.train
+def _case_step(config: Config, device: torch.device, reference: bool):
+    """The training step of one case, on synthetic images of the profile's shape: (step(i), TrainStep)."""
+    cfg, d = config.train, config.data
     torch.manual_seed(0)
     model = HybridTransformer(config.model).to(device)
     if reference:
         for block in [*model.encoder, *model.decoder]:
             block.attn = NaiveAttention(block.attn, config.model.seq_len + 1).to(device)
-    objective_module = Objective(model, cfg, config.data.dims_per_token)
-    runner = compile_step(objective_module, device, cfg.compile and not reference)
-    optimizer = make_optimizer(model, cfg, device)
-    if reference:  # the plain for-loop implementation
-        for group in optimizer.param_groups:
-            group["foreach"] = False
-    d = config.data
+    train_step = TrainStep(model, config, device, vectorized=not reference)
     images = torch.rand(cfg.batch_size * 4, d.channels, d.image_size, d.image_size, device=device)
-    if d.channels == 1:
-        tokenizer = GrayTokenizer(d.levels, d.patch_size)
-    else:
-        tokenizer = PaletteTokenizer(torch.rand(d.palette_size, 3))
+    tokenizer: Tokenizer = GrayTokenizer(d.levels, d.patch_size) if d.channels == 1 else \
+        PaletteTokenizer(torch.rand(d.palette_size, 3))
     tokens = tokenizer.encode(images)
-
-    data = SimpleNamespace(tokenizer=tokenizer)  # all that make_views reads of PreparedData
-    amp = autocast_dtype(cfg.precision, device)
-    scaler = grad_scaler(amp, device)
 
     def step(i: int) -> None:
         idx = torch.arange(i % 4 * cfg.batch_size, (i % 4 + 1) * cfg.batch_size, device=device)
         g = step_generator(0, i, 0)
-        if objective_module.uses_views:
-            if reference:
-                views = tuple(tokenizer.encode(_per_image_views(images[idx], cfg, g)) for _ in range(2))
-            else:
-                views = make_views(images[idx], data, cfg, g)
-        else:
-            views = (None, None)
-        runner(forward_backward, (tokens[idx], *views), optimizer, scaler, amp, device)
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=not reference)
-        scaler.step(optimizer)
-        scaler.update()
+        views: tuple[Any, Any] = (None, None)
+        if train_step.uses_views:
+            views = tuple(tokenizer.encode(_per_image_views(images[idx], cfg, g)) for _ in range(2)) if reference \
+                else make_views(images[idx], tokenizer, cfg, g)
+        train_step(tokens[idx], views)
 
+    return step, train_step
+
+
+def _time_steps(step, device: torch.device, batch_size: int, quick: bool) -> dict[str, float]:
+    """The first step's time (it compiles), then img/s (median of repeats) and the steps' peak memory (MB)."""
     warmup, repeats = (1, 2) if quick else (WARMUP, REPEATS)
     t0 = time.perf_counter()
-    step(0)  # compiles, where the profile compiles
+    step(0)
     synchronize(device)
     first_step_s = time.perf_counter() - t0
     for i in range(1, warmup):
@@ -167,15 +127,23 @@ def _run_case(objective: str, profile: str, reference: bool, device_name: str, q
         for i in range(STEPS_PER_REPEAT):
             step(warmup + r * STEPS_PER_REPEAT + i)
         synchronize(device)
-        rates.append(cfg.batch_size * STEPS_PER_REPEAT / (time.perf_counter() - t0))
+        rates.append(batch_size * STEPS_PER_REPEAT / (time.perf_counter() - t0))
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated() - base_mem) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_mem
-    return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak,
-            "dtype": str(amp or torch.float32).replace("torch.", ""), "flops_per_step": model_flops_per_step(config),
-            "batch_size": cfg.batch_size, "first_step_s": first_step_s,
-            "compiled": runner.compiled is not None}
+    return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak, "first_step_s": first_step_s}
+
+
+def _run_case(objective: str, profile: str, reference: bool, device_name: str, quick: bool) -> dict[str, Any]:
+    """Time one case in this process: its img/s, peak memory, first step, dtype and FLOPs per step."""
+    device = torch.device(device_name)
+    config = get_config(profile, objective, **({"precision": "fp32", "compile": False} if reference else {}))
+    step, train_step = _case_step(config, device, reference)
+    timed = _time_steps(step, device, config.train.batch_size, quick)
+    return {**timed, "dtype": str(train_step.amp_dtype or torch.float32).replace("torch.", ""),
+            "flops_per_step": model_flops_per_step(config), "batch_size": config.train.batch_size,
+            "compiled": train_step.runner.compiled is not None}
 
 
 def _rss_mb() -> float:
@@ -219,39 +187,44 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
         for objective in objectives:
             ours, first_step_cold = _ours_cold_and_warm(objective, profile, device, quick)
             ref = _case_in_subprocess(objective, profile, True, device, quick)
-            key, ref_key = (device, ours["dtype"]), (device, ref["dtype"])
-            for k in (key, ref_key):
-                if k not in peaks:
-                    peaks[k] = matmul_peak(getattr(torch, k[1]), torch.device(device))
-            flops_per_s = ours["flops_per_step"] * ours["img_per_s"] / ours["batch_size"]
-            ref_flops_per_s = ref["flops_per_step"] * ref["img_per_s"] / ref["batch_size"]
-            rows.append({
-                "case": f"{objective}/{profile}", "objective": objective, "profile": profile, "device": device,
-                "dtype": ours["dtype"], "img_per_s": round(ours["img_per_s"], 1),
-                "reference_img_per_s": round(ref["img_per_s"], 1),
-                "speedup": round(ours["img_per_s"] / ref["img_per_s"], 2),
-                "model_gflop_per_s": round(flops_per_s / 1e9, 1), "peak_gflop_per_s": round(peaks[key] / 1e9, 1),
-                "mfu": round(flops_per_s / peaks[key], 3),
-                # the reference's own utilisation of its dtype's peak, and the speedup our step would
-                # reach at 100 % MFU: the ceiling any implementation of the same model has on this machine
-                "reference_mfu": round(ref_flops_per_s / peaks[ref_key], 3),
-                "speedup_at_full_mfu": round(peaks[key] / ref_flops_per_s, 2),
-                "peak_mem_mb": round(ours["peak_mem_mb"], 1),
-                "reference_peak_mem_mb": round(ref["peak_mem_mb"], 1),
-                "gflop_per_image": round(ours["flops_per_step"] / ours["batch_size"] / 1e9, 3),
-                "compiled": ours["compiled"], "first_step_s_cold": round(first_step_cold, 1),
-                "first_step_s_warm": round(ours["first_step_s"], 1),
-            })
+            for dtype in (ours["dtype"], ref["dtype"]):
+                if (device, dtype) not in peaks:
+                    peaks[device, dtype] = matmul_peak(getattr(torch, dtype), torch.device(device))
+            rows.append(_row(objective, profile, device, ours, ref, first_step_cold, peaks))
             print(_format_row(rows[-1]), flush=True)
     extra = _logged_times()
     out = out or results_dir() / "bench.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
-    (out.with_name("bench_times.json")).write_text(json.dumps(extra, indent=2) + "\n")
+    write_json(out, rows)
+    write_json(out.with_name("bench_times.json"), extra)
     for line in _format_times(extra):
         print(line)
     print(f"wrote {out}")
     return rows
+
+
+def _row(objective: str, profile: str, device: str, ours: dict[str, Any], ref: dict[str, Any],
+         first_step_cold: float, peaks: dict[tuple[str, str], float]) -> dict[str, Any]:
+    """One case's line of bench.json from our and the reference's measurements."""
+    peak, ref_peak = peaks[device, ours["dtype"]], peaks[device, ref["dtype"]]
+    flops_per_s = ours["flops_per_step"] * ours["img_per_s"] / ours["batch_size"]
+    ref_flops_per_s = ref["flops_per_step"] * ref["img_per_s"] / ref["batch_size"]
+    return {
+        "case": f"{objective}/{profile}", "objective": objective, "profile": profile, "device": device,
+        "dtype": ours["dtype"], "img_per_s": round(ours["img_per_s"], 1),
+        "reference_img_per_s": round(ref["img_per_s"], 1),
+        "speedup": round(ours["img_per_s"] / ref["img_per_s"], 2),
+        "model_gflop_per_s": round(flops_per_s / 1e9, 1), "peak_gflop_per_s": round(peak / 1e9, 1),
+        "mfu": round(flops_per_s / peak, 3),
+        # the reference's own utilisation of its dtype's peak, and the speedup our step would
+        # reach at 100 % MFU: the ceiling any implementation of the same model has on this machine
+        "reference_mfu": round(ref_flops_per_s / ref_peak, 3),
+        "speedup_at_full_mfu": round(peak / ref_flops_per_s, 2),
+        "peak_mem_mb": round(ours["peak_mem_mb"], 1),
+        "reference_peak_mem_mb": round(ref["peak_mem_mb"], 1),
+        "gflop_per_image": round(ours["flops_per_step"] / ours["batch_size"] / 1e9, 3),
+        "compiled": ours["compiled"], "first_step_s_cold": round(first_step_cold, 1),
+        "first_step_s_warm": round(ours["first_step_s"], 1),
+    }
 
 
 def _format_row(r: dict[str, Any]) -> str:
@@ -269,7 +242,6 @@ def _logged_times() -> dict[str, Any]:
     if (base / "summary.json").exists():
         summary = json.loads((base / "summary.json").read_text())
         out["eval_time_s"] = {k: round(v.get("eval_time_s", float("nan")), 1) for k, v in summary["models"].items()}
-        out["reproduce_wall_time_s"] = summary.get("reproduce_wall_time_s")
     if (base / "reproduce_log.json").exists():
         out["reproduce_log"] = json.loads((base / "reproduce_log.json").read_text())
     return out
@@ -282,17 +254,6 @@ def _format_times(extra: dict[str, Any]) -> list[str]:
     if "eval_time_s" in extra:
         lines.append("evaluation wall time per model (cpu profile): "
                      + ", ".join(f"{k} {v:.0f} s" for k, v in extra["eval_time_s"].items()))
-    if extra.get("reproduce_wall_time_s"):
-        lines.append(f"make reproduce (cpu profile) wall time: {extra['reproduce_wall_time_s'] / 60:.1f} min")
+    if "reproduce_log" in extra:
+        lines.append(f"make reproduce (cpu profile) wall time: {extra['reproduce_log']['wall_time_s'] / 60:.1f} min")
     return lines
-
-
-ESTIMATE_MFU = 0.25  # the utilisation time estimates assume; `make bench` measures the real one
-
-
-def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU, steps: int | None = None
-                           ) -> float:
-    """Minutes of training for ``steps`` (default: all) steps of ``config`` on a device of ``peak_flops``
-    FLOP/s running at ``mfu`` of it: model FLOPs per step x steps / achieved FLOP/s (docs/profiles.md)."""
-    steps = config.train.steps if steps is None else steps
-    return model_flops_per_step(config) * steps / (peak_flops * mfu) / 60

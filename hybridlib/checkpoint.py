@@ -10,9 +10,7 @@ validation as ``get_config``), then every tensor's name, shape and finiteness ag
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,61 +18,15 @@ import torch
 
 from .config import Config, validate
 from .errors import CheckpointError, ConfigError
+from .files import atomic_write
 from .model import HybridTransformer
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
 
 
-def _file_mode() -> int:
-    """The permissions of an ordinary new file here: 0o666 less the umask (mkstemp's 0o600 is meant for secrets)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temporary file, fsync it, then rename it to ``path``.
-
-    An operating-system failure (disk full, no permission) is raised as an OSError naming ``path``,
-    also when it reaches us wrapped in another exception (torch.save wraps it in a RuntimeError).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        cause = next((x for x in (e, e.__cause__, e.__context__) if isinstance(x, OSError) and x.errno), None)
-        if cause is None:
-            raise
-        kept = f"; the previous {path.name} is kept" if path.exists() else ""
-        raise OSError(cause.errno, f"{cause.strerror}{kept}", str(path)) from e
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda f: torch.save({"format": FORMAT_VERSION, **state}, f))
-
-
-def remove_stale_temp_files(folder: Path, names: tuple[str, ...]) -> None:
-    """Delete the temporary files of ``names`` that atomic_write left behind when its process was killed.
-
-    Only for a folder this process holds (rundir.hold_run_dir): nobody else can be writing them.
-    """
-    for name in names:
-        for tmp in Path(folder).glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

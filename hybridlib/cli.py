@@ -12,14 +12,29 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
+import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .config import DATASETS, GPU_PROFILES, OBJECTIVES, PROFILE_CHOICES
+from .bench import run_benchmarks
+from .checkpoint import load_checkpoint
+from .config import DATASETS, GPU_PROFILES, OBJECTIVES, PROFILE_CHOICES, Config, get_config
+from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
-from .precision import PRECISIONS
+from .evaluate import evaluate_baselines, evaluate_checkpoint
+from .experiments import evaluate_all, run_seeds
+from .files import write_json
+from .hardware import PRECISIONS, resolve_device
+from .paths import data_dir, run_dir_for
+from .report import markdown_table, seeds_markdown, write_summary
+from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
+from .rundir import check_can_write, is_run_dir, not_a_run_message
+from .train import train
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -116,10 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .config import get_config
-    from .paths import run_dir_for
-    from .train import train
-
     config = get_config(
         args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         lam=args.lam, temperature=args.temperature, generative_input=args.generative_input,
@@ -141,14 +152,6 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .checkpoint import load_checkpoint
-    from .config import Config
-    from .data import prepare_data
-    from .evaluate import eval_config_for, evaluate_baselines, evaluate_checkpoint, save_results
-    from .report import markdown_table
-    from .rundir import check_can_write, is_run_dir, not_a_run_message
-    from .train import resolve_device
-
     # fail fast, before any work: the device, every checkpoint, every place a result will be written
     device = resolve_device(args.device)
     configs = [Config.from_dict(load_checkpoint(path)["config"]) for path in args.ckpt]
@@ -169,15 +172,33 @@ def _evaluate(args: argparse.Namespace) -> None:
         per_checkpoint.append((result, target))
     if args.baselines:
         data = data or prepare_data(configs[0].data)
-        models.update(evaluate_baselines(configs[0], data, eval_config_for(configs[0].profile), device,
-                                         progress=not args.no_progress))
+        models.update(evaluate_baselines(configs[0], data, device, progress=not args.no_progress))
     print(markdown_table(models))  # before writing: should writing fail, the numbers are still on screen
     print("evaluation time: " + ", ".join(f"{k} {v['eval_time_s']:.0f} s" for k, v in models.items()))
     if args.out is not None:
-        save_results({"models": models}, args.out)
+        write_json(args.out, {"models": models})
     else:
         for result, target in per_checkpoint:
-            save_results(result, target)
+            write_json(target, result)
+
+
+def _fetch_data(name: str) -> str:
+    """fetch-data: Fashion-MNIST from Debian's package where that is possible (root with apt-get: no
+    download from outside the distribution's mirrors), else :func:`hybridlib.data.fetch_data`."""
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if name == "fashion-mnist" and root and shutil.which("apt-get") and find_fashion_mnist(data_dir()) is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True)
+        if find_fashion_mnist(data_dir()) == DEBIAN_FASHION_MNIST:
+            return f"fashion-mnist: installed Debian package dataset-fashion-mnist into {DEBIAN_FASHION_MNIST}"
+    return fetch_data(name)
+
+
+def _report(profile: str | None, seed: int) -> None:
+    """report: train what is missing, evaluate everything, write and print results/PROFILE/summary.md."""
+    t0 = time.perf_counter()
+    summary = evaluate_all(get_config(profile, "hybrid", seed=seed))
+    summary["report_wall_time_s"] = time.perf_counter() - t0
+    print((write_summary(summary) / "summary.md").read_text())
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -206,25 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "evaluate":
             _evaluate(args)
         elif args.command == "fetch-data":
-            from .data import fetch_data
-
-            print(fetch_data(args.dataset))
+            print(_fetch_data(args.dataset))
         elif args.command == "report":
-            from .report import make_report
-
-            make_report(args.profile, seed=args.seed)
+            _report(args.profile, args.seed)
         elif args.command == "seeds":
-            from .report import run_seeds, seeds_markdown
-
-            print(seeds_markdown(run_seeds(args.profile, tuple(args.seeds))))
+            print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
         elif args.command == "reproduce":
-            from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
-
             run_notebooks(args.profile, args.notebooks or DEFAULT_NOTEBOOKS)
         elif args.command == "bench":
-            from .bench import run_benchmarks
-            from .rundir import check_can_write
-
             if args.out is not None:  # before minutes of benchmarking
                 check_can_write(args.out, args.overwrite)
             run_benchmarks(out=args.out, quick=args.quick, profiles=args.profiles)

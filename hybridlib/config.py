@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
-from .precision import PRECISIONS, cuda_has_bf16
+from .hardware import PRECISIONS, cuda_has_bf16
 
 OBJECTIVES = ("contrastive", "generative", "hybrid")
 GPU_PROFILES = ("gpu-small", "gpu")
@@ -100,26 +100,55 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    n_probe_train: int = 20_000  # training images for the probe and the kNN index
+    n_test: int | None = None  # test images for accuracy and bits/dim (None: all)
+    n_ood: int = 1_000  # images per OOD set (and in-distribution test images they are compared with)
+    n_corrupt: int = 500  # test images per corruption and severity
+    knn_k: int = 20
+    eval_batch_size: int = 512  # images per inference batch
+    eval_seed: int = 0  # the OOD noise sets and the corruptions: the same images for every model and seed
+
+
+TRAINING_SECTIONS = ("data", "model", "train")  # what a trained model depends on; ``eval`` only reads it
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def with_train(self, **changes: Any) -> "Config":
+        """The same configuration with some training settings changed (``objective``, ``seed``, ``lam`` ...)."""
+        config = replace(self, train=replace(self.train, **changes))
+        validate(config)
+        return config
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """The inverse of :meth:`to_dict`. A dict without ``eval`` (checkpoints written before the
+        evaluation settings joined the Config) gets its profile's evaluation settings."""
         try:
+            evaluation = EvalConfig(**d["eval"]) if "eval" in d else _profile_eval(d["profile"])
             return cls(
                 profile=d["profile"],
                 data=DataConfig(**d["data"]),
                 model=ModelConfig(**d["model"]),
                 train=TrainConfig(**d["train"]),
+                eval=evaluation,
             )
         except (KeyError, TypeError) as e:
             raise ConfigError(f"not a hybridlib configuration ({e}); was it written by another version?") from e
+
+
+def _profile_eval(name: str) -> EvalConfig:
+    return EvalConfig(n_probe_train=2_000, n_ood=300, n_corrupt=200) if name == "smoke" else EvalConfig()
 
 
 def _profile(name: str) -> Config:
@@ -133,7 +162,7 @@ def _profile(name: str) -> Config:
         # The likelihood stays exact per pixel (a token's 4096 values are the joint of 4 pixels).
         data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
         model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
-        # 500 steps: what the compiled step fits into the 20-minute `make reproduce` (was 300 uncompiled)
+        # the budget `make reproduce` fits into about 20 minutes on 2 cores (docs/profiles.md)
         train = TrainConfig(steps=500, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
                             compile=True)
     elif name == "gpu-small":
@@ -151,7 +180,7 @@ def _profile(name: str) -> Config:
     else:
         raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
     model = replace(model, vocab_size=data.vocab_size, seq_len=data.seq_len)
-    return Config(profile=name, data=data, model=model, train=train)
+    return Config(profile=name, data=data, model=model, train=train, eval=_profile_eval(name))
 
 
 LARGE_GPU_MEMORY_GB = 40  # the gpu profile's hybrid peaks at 31 GB allocated (H200 check), plus the allocator's reserve
@@ -180,7 +209,7 @@ def resolve_profile(profile: str | None = None) -> str:
     return profile
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
 def get_config(profile: str | None = None, objective: str = "hybrid", **overrides: Any) -> Config:
@@ -204,7 +233,8 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
     if updates["data"]:  # token shape follows the data unless set explicitly
         model = replace(model, vocab_size=updates["model"].get("vocab_size", data.vocab_size),
                         seq_len=updates["model"].get("seq_len", data.seq_len))
-    config = Config(profile=config.profile, data=data, model=model, train=replace(config.train, **updates["train"]))
+    config = Config(profile=config.profile, data=data, model=model, train=replace(config.train, **updates["train"]),
+                    eval=replace(config.eval, **updates["eval"]))
     validate(config)
     return config
 
@@ -289,10 +319,18 @@ def validate(config: Config) -> None:
         raise ConfigError(f"not a hybridlib configuration: {type(config).__name__}")
     if config.profile not in PROFILES:
         raise ConfigError(f"unknown profile {config.profile!r}; choose one of: {', '.join(PROFILES)}")
-    d, m, t = config.data, config.model, config.train
+    d, m, t, e = config.data, config.model, config.train, config.eval
     _check_data(d)
     _check_types(m)
     _check_types(t)
+    _check_types(e)
+    for name in ("n_probe_train", "n_ood", "n_corrupt", "knn_k", "eval_batch_size"):
+        if not getattr(e, name) > 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(e, name)!r}")
+    if e.eval_seed < 0:
+        raise ConfigError(f"eval_seed must be zero or positive, got {e.eval_seed!r}")
+    if e.n_test is not None and e.n_test <= 0:
+        raise ConfigError(f"n_test must be positive, got {e.n_test!r}")
     if t.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {t.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     positive = {
@@ -337,6 +375,6 @@ def validate(config: Config) -> None:
 
 
 __all__ = [
-    "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "Config", "DataConfig", "ModelConfig",
-    "TrainConfig", "get_config", "parameter_count", "resolve_profile", "validate"
+    "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
+    "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
 ]

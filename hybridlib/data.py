@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
-import shutil
-import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch import Tensor
+from torchvision import datasets
 
 from .config import DATASETS, DataConfig
 from .errors import ConfigError, DataError
 from .paths import data_dir
-
-if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, make_tokenizer
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -92,9 +89,6 @@ def load_data(config: DataConfig, root: Path | None = None, download: bool = Tru
 
 
 def _load_digits() -> ImageData:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
     x_tr, x_te, y_tr, y_te = train_test_split(images, digits.target, test_size=0.25, random_state=0,
@@ -142,14 +136,18 @@ def fashion_mnist_folders(root: Path) -> list[Path]:
     return [root / "fashion-mnist", root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST]
 
 
+def find_fashion_mnist(root: Path) -> Path | None:
+    """The first folder that holds Fashion-MNIST's four IDX files, or None."""
+    files = _find_idx_folder(fashion_mnist_folders(root))
+    return None if files is None else next(iter(files.values())).parent
+
+
 def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
     files = _find_idx_folder(fashion_mnist_folders(root))
     if files is None and download:
         try:
-            from torchvision.datasets import FashionMNIST
-
-            FashionMNIST(str(root), train=True, download=True)
-            FashionMNIST(str(root), train=False, download=True)
+            datasets.FashionMNIST(str(root), train=True, download=True)
+            datasets.FashionMNIST(str(root), train=False, download=True)
         except Exception:  # any network or parsing failure: fall through to the one clear message
             pass
         files = _find_idx_folder(fashion_mnist_folders(root))
@@ -176,8 +174,6 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
 
 
 def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
-    from torchvision import datasets
-
     try:
         if name == "svhn":
             splits = [datasets.SVHN(str(root / "svhn"), split=s, download=download) for s in ("train", "test")]
@@ -201,28 +197,13 @@ def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
 
 
 def fetch_data(name: str, root: Path | None = None) -> str:
-    """Make a data set available offline; returns a line saying where it came from.
-
-    For Fashion-MNIST on a Debian-like machine, run as root, this installs the Debian package
-    ``dataset-fashion-mnist`` (no download from outside the distribution's mirrors); otherwise
-    it downloads with torchvision into ``data/``.
-    """
+    """Make a data set available offline (found in ``data/`` or Debian's folder, else downloaded by
+    torchvision into ``data/``); returns a line saying where it is."""
     root = Path(root) if root is not None else data_dir()
-    if name == "fashion-mnist":
-        files = _find_idx_folder(fashion_mnist_folders(root))
-        if files is not None:
-            return f"fashion-mnist: found in {next(iter(files.values())).parent}"
-        if shutil.which("apt-get") and _is_root():
-            result = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"],
-                                    capture_output=True, text=True)
-            if result.returncode == 0 and _find_idx_folder([DEBIAN_FASHION_MNIST]):
-                return f"fashion-mnist: installed Debian package dataset-fashion-mnist into {DEBIAN_FASHION_MNIST}"
+    if name == "fashion-mnist" and find_fashion_mnist(root) is not None:
+        return f"fashion-mnist: found in {find_fashion_mnist(root)}"
     data = load_dataset(name, root, download=True)  # raises DataError with instructions
     return f"{name}: {len(data.train_images)} training and {len(data.test_images)} test images ready"
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @dataclass
@@ -231,7 +212,7 @@ class PreparedData:
 
     config: DataConfig
     source: ImageData
-    tokenizer: "Tokenizer"
+    tokenizer: Tokenizer
     train_images: Tensor  # (N, C, R, R) floats in [0, 1]
     train_tokens: Tensor  # (N, T) int64
     test_images: Tensor  # (M, C, R, R)
@@ -248,8 +229,6 @@ class PreparedData:
 
 def prepare_data(config: DataConfig, root: Path | None = None, download: bool = True) -> PreparedData:
     """Load, resize and tokenize a data set once; training and evaluation index these tensors."""
-    from .tokenizer import make_tokenizer
-
     root = Path(root) if root is not None else data_dir()
     source = load_data(config, root, download)
     train_images = resize(source.train_images, config.image_size)

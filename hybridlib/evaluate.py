@@ -14,10 +14,7 @@ Baselines: ``raw_pixels`` (the quantized pixels the model sees, as features) and
 """
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,34 +27,16 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write, load_model
-from .config import Config
+from .checkpoint import load_model
+from .config import Config, EvalConfig
 from .corruptions import CORRUPTIONS, corrupt
 from .data import PreparedData, load_dataset, prepare_data, resize
 from .errors import DataError
 from .losses import image_bits_per_dim
 from .model import HybridTransformer
-from .precision import autocast, autocast_dtype
-from .train import resolve_device
+from .hardware import autocast, autocast_dtype, resolve_device
 
 SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_mean", "corruption_acc_mean", "ece")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    n_probe_train: int = 20_000  # training images for the probe and the kNN index
-    n_test: int | None = None  # test images for accuracy and bits/dim (None: all)
-    n_ood: int = 1_000  # images per OOD set (and in-distribution test images they are compared with)
-    n_corrupt: int = 500  # test images per corruption and severity
-    knn_k: int = 20
-    batch_size: int = 512
-    seed: int = 0
-
-
-def eval_config_for(profile: str) -> EvalConfig:
-    if profile == "smoke":
-        return EvalConfig(n_probe_train=2_000, n_ood=300, n_corrupt=200)
-    return EvalConfig()
 
 
 # ---------------------------------------------------------------- metrics
@@ -196,7 +175,7 @@ def ood_sets(data: PreparedData, n: int, seed: int = 0) -> dict[str, Tensor]:
 def discrimination(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
                    cfg: EvalConfig) -> tuple[Any, dict[str, Any]]:
     """Linear probe and kNN accuracy, and the probe's calibration: (the fitted probe, metrics)."""
-    probe = fit_linear_probe(f_train, y_train, cfg.seed)
+    probe = fit_linear_probe(f_train, y_train, cfg.eval_seed)
     probs = probe.predict_proba(f_test)
     return probe, {
         "linear_probe_acc": float((probs.argmax(1) == y_test).mean()),
@@ -215,7 +194,7 @@ def out_of_distribution(embed: Embed, data: PreparedData, f_train: np.ndarray, f
     if test_bits is not None:
         in_dist["likelihood"] = test_bits[:n_ood]
     ood: dict[str, dict[str, dict[str, float]]] = {score: {} for score in in_dist}
-    for set_name, images in ood_sets(data, n_ood, cfg.seed).items():
+    for set_name, images in ood_sets(data, n_ood, cfg.eval_seed).items():
         features, bits = embed(images, test_bits is not None)
         out_scores = {"knn_distance": knn_distance(f_train, features.numpy())}
         if bits is not None:
@@ -239,7 +218,7 @@ def corruption_robustness(embed: Embed, probe: Any, test_x: Tensor, y_test: np.n
     for name in CORRUPTIONS:
         accs = []
         for severity in range(1, 6):
-            p = probe.predict_proba(embed(corrupt(clean, name, severity, cfg.seed), False)[0].numpy())
+            p = probe.predict_proba(embed(corrupt(clean, name, severity, cfg.eval_seed), False)[0].numpy())
             accs.append(float((p.argmax(1) == y).mean()))
             eces.append(expected_calibration_error(p, y))
         per_corruption[name] = accs
@@ -284,16 +263,18 @@ def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg:
                    generative: bool = True, progress: bool = True) -> dict[str, Any]:
     """All axes for a transformer; ``generative=False`` skips the likelihood (untrained decoders)."""
     model.eval()
-    return evaluate_representation(name, model_embedding(model, data, cfg.batch_size), data, cfg, generative, progress)
+    embed = model_embedding(model, data, cfg.eval_batch_size)
+    return evaluate_representation(name, embed, data, cfg, generative, progress)
 
 
-def evaluate_baselines(config: Config, data: PreparedData, cfg: EvalConfig = EvalConfig(),
-                       device: str | torch.device | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
+def evaluate_baselines(config: Config, data: PreparedData, device: str | torch.device | None = None,
+                       progress: bool = True) -> dict[str, dict[str, Any]]:
     """``raw_pixels`` and ``random_init``: an untrained encoder of the same shape, initialised as the
     trained models were (seeded with ``config.train.seed``), so that it varies across seeds as they do."""
     device = resolve_device(device)
     torch.manual_seed(config.train.seed)
     random_model = HybridTransformer(config.model).to(device)
+    cfg = config.eval
     return {
         "raw_pixels": evaluate_representation("raw_pixels", pixel_embedding(data), data, cfg, False, progress),
         "random_init": evaluate_model(random_model, data, "random_init", cfg, generative=False, progress=progress),
@@ -306,28 +287,8 @@ def evaluate_checkpoint(path: Path | str, device: str | torch.device | None = No
     device = resolve_device(device)
     model, config, state = load_model(path, device)
     data = data if data is not None else prepare_data(config.data)
-    cfg = cfg or eval_config_for(config.profile)
+    cfg = cfg or config.eval
     result = evaluate_model(model, data, config.train.objective, cfg, progress=progress)
     result.update({"profile": config.profile, "objective": config.train.objective, "seed": config.train.seed,
                    "dataset": config.data.dataset, "step": int(state["step"]), "checkpoint": str(path)})
     return result
-
-
-def save_results(results: dict[str, Any], path: Path | str) -> None:
-    """Write results as JSON (NaN becomes null, so any JSON reader accepts it)."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    atomic_write(Path(path), lambda f: f.write(json.dumps(clean(results), indent=2).encode()))
-
-
-def summary_table(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per model with the headline numbers (missing ones as None)."""
-    keys = SUMMARY_KEYS + ("test_bits_per_dim", "ood_best_score")
-    return [{"model": name, **{k: r.get(k) for k in keys}} for name, r in models.items()]

@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.distributed.nn.functional import all_gather
 
 from .config import TrainConfig
 from .model import HybridTransformer
@@ -58,8 +59,6 @@ def _gather(z: Tensor) -> Tensor:
     """All ranks' rows of z, differentiably (SimCLR draws negatives from the global batch)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z
-    from torch.distributed.nn.functional import all_gather
-
     return torch.cat(all_gather(z))
 
 

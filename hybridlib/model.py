@@ -121,9 +121,6 @@ class HybridTransformer(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def forward_encoder(self, tokens: Tensor) -> Tensor:
         """(B, T) image tokens -> (B, T+1, d) encoder output; position 0 is the start token.
 
@@ -165,8 +162,9 @@ class HybridTransformer(nn.Module):
         return logits, rep, z
 
     @torch.no_grad()
-    def encode(self, tokens: Tensor) -> Tensor:
-        """(B, T) tokens -> (B, d) representation, for probes and retrieval."""
+    def represent(self, tokens: Tensor) -> Tensor:
+        """(B, T) tokens -> (B, d) representation, for probes and retrieval (the tokenizer's ``encode``
+        turns images into tokens; this turns tokens into features)."""
         check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len)
         return self.representation(self.forward_encoder(tokens))
 

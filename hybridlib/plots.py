@@ -152,13 +152,11 @@ def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def tradeoff_plot(x: Sequence[float], metrics: dict[str, Sequence[float]],
-                  errors: dict[str, Sequence[float]] | None = None) -> plt.Figure:
+def tradeoff_plot(x: Sequence[float], metrics: dict[str, Sequence[float]]) -> plt.Figure:
     """Metrics against the hybrid weight λ on a log axis (the caller places the λ = 0 and λ = ∞ endpoints)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
     for ax, (key, values) in zip(axes[0], metrics.items()):
-        err = None if errors is None else errors.get(key)
-        ax.errorbar(x, values, yerr=err, marker="o", capsize=3)
+        ax.plot(x, values, marker="o")
         ax.set_xscale("log")
         ax.set_xlabel("λ (left end: generative only; right end: contrastive only)", fontsize=7)
         ax.set_title(key.replace("_", " "), fontsize=9)

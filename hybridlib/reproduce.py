@@ -6,7 +6,6 @@ timing metadata is scrubbed so that a re-run changes only what really changed.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import resolve_profile
+from .files import write_json
 from .paths import repo_root, results_dir
 
 DEFAULT_NOTEBOOKS = ("01_data_and_tokens.ipynb", "02_contrastive.ipynb", "03_generative.ipynb",
@@ -36,7 +36,7 @@ def scrub(nb: Any) -> Any:
 
 def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOTEBOOKS,
                   publish: bool | None = None) -> dict[str, Any]:
-    import nbformat
+    import nbformat  # the notebooks extra: imported here, so that the library works without it
     import papermill
 
     profile = resolve_profile(profile)
@@ -62,14 +62,7 @@ def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOT
     log["wall_time_s"] = round(time.perf_counter() - t_all, 1)
     full = set(DEFAULT_NOTEBOOKS) <= set(names)
     log_name = "reproduce_log.json" if full else f"run_log_{'_'.join(Path(n).stem for n in names)}.json"
-    (results_dir() / profile / log_name).write_text(json.dumps(log, indent=2))
-    summary_path = results_dir() / profile / "summary.json"
-    if full and summary_path.exists():
-        from .report import write_summary
-
-        summary = json.loads(summary_path.read_text())
-        summary["reproduce_wall_time_s"] = log["wall_time_s"]
-        write_summary(summary)
+    write_json(results_dir() / profile / log_name, log)
     print(f"{', '.join(names)} [{profile}]: {log['wall_time_s'] / 60:.1f} min; results in {results_dir() / profile}")
     return log
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.cluster import MiniBatchKMeans
 from torch import Tensor
 
 from .config import DataConfig
@@ -117,8 +118,6 @@ Tokenizer = GrayTokenizer | PaletteTokenizer
 
 def fit_palette(images: Tensor, k: int, seed: int = 0, n_pixels: int = 100_000) -> Tensor:
     """k-means colour palette (K, 3) from a random sample of the pixels of ``images`` (N, 3, H, W)."""
-    from sklearn.cluster import MiniBatchKMeans
-
     pixels = images.permute(0, 2, 3, 1).reshape(-1, 3).float()
     g = torch.Generator().manual_seed(seed)
     sample = pixels[torch.randperm(len(pixels), generator=g)[:n_pixels]].numpy()

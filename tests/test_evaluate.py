@@ -1,15 +1,17 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from hybridlib.config import get_config
+from hybridlib.config import EvalConfig, get_config
 from hybridlib.corruptions import CORRUPTIONS, corrupt
 from hybridlib.evaluate import (
-    SUMMARY_KEYS, EvalConfig, auroc, evaluate_baselines, evaluate_checkpoint, evaluate_model,
-    expected_calibration_error, fit_linear_probe, knn_accuracy, ood_sets, save_results,
+    SUMMARY_KEYS, auroc, evaluate_baselines, evaluate_checkpoint, evaluate_model, expected_calibration_error,
+    fit_linear_probe, knn_accuracy, ood_sets,
 )
+from hybridlib.files import write_json
 from hybridlib.train import train
 
 from conftest import state_dicts_equal
@@ -91,13 +93,13 @@ def test_one_call_evaluates_every_axis_and_saves_json(trained_run, smoke_data, t
     assert set(r["ood"]) == {"knn_distance", "likelihood"} and r["ood_best_score"] in r["ood"]
     assert r["ood_auroc_mean"] == max(r["ood_auroc_mean_by_score"].values())
     assert set(r["corruption"]) == set(CORRUPTIONS) and all(len(v) == 5 for v in r["corruption"].values())
-    save_results(r, tmp_path / "r.json")
+    write_json(tmp_path / "r.json", r)
     loaded = json.loads((tmp_path / "r.json").read_text())
     assert loaded["objective"] == "hybrid" and loaded["step"] == 30
 
 
 def test_baselines(smoke_data):
-    b = evaluate_baselines(get_config("smoke"), smoke_data, TINY, progress=False)
+    b = evaluate_baselines(dataclasses.replace(get_config("smoke"), eval=TINY), smoke_data, progress=False)
     assert set(b) == {"raw_pixels", "random_init"}
     assert b["raw_pixels"]["feature_dim"] == 64 and b["raw_pixels"]["linear_probe_acc"] > 0.8
     assert "test_bits_per_dim" not in b["raw_pixels"]

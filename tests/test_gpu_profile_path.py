@@ -5,7 +5,8 @@ import torch
 from hybridlib import data as data_mod
 from hybridlib.config import get_config
 from hybridlib.data import ImageData, prepare_data
-from hybridlib.evaluate import EvalConfig, evaluate_model
+from hybridlib.config import EvalConfig
+from hybridlib.evaluate import evaluate_model
 from hybridlib.train import train
 
 from conftest import REPO

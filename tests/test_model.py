@@ -18,7 +18,7 @@ def test_shapes():
     assert logits.shape == (3, 9, 16) and rep.shape == (3, 32) and z.shape == (3, 8)
     assert m(tokens, decode=False)[0] is None
     assert m.forward_encoder(tokens).shape == (3, 10, 32)
-    assert torch.allclose(m.encode(tokens), rep)
+    assert torch.allclose(m.represent(tokens), rep)
 
 
 def test_prediction_of_token_i_sees_only_tokens_before_it():

@@ -10,15 +10,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hybridlib import bench, config as config_module, precision, train as train_module
+from hybridlib import config as config_module, flops, hardware, step as step_module, train as train_module
 from hybridlib.checkpoint import load_checkpoint
 from hybridlib.config import OBJECTIVES, get_config, resolve_profile
 from hybridlib import cli
 from hybridlib.errors import CheckpointError, ConfigError, InputError, NonFiniteLossError
 from hybridlib.model import HybridTransformer
-from hybridlib.report import load_trained
-from hybridlib.precision import autocast_dtype, grad_scaler
-from hybridlib.train import can_compile, train
+from hybridlib.hardware import autocast_dtype, can_compile, grad_scaler
+from hybridlib.train import ensure_trained, train
 
 from conftest import REPO, state_dicts_equal
 
@@ -58,16 +57,16 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
 ])
 def test_auto_precision_on_a_cpu_takes_bf16_only_where_it_is_native_and_faster(monkeypatch, native, bf16_peak,
                                                                                 expected):
-    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: native)
-    monkeypatch.setattr(precision, "matmul_peak", lambda dtype, device, size=None:
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "matmul_peak", lambda dtype, device, size=None:
                         bf16_peak if dtype == torch.bfloat16 else 1.0)
-    precision.cpu_bf16_is_faster.cache_clear()
+    hardware.cpu_bf16_is_faster.cache_clear()
     try:
-        assert precision.cpu_bf16_is_faster() is expected
+        assert hardware.cpu_bf16_is_faster() is expected
         assert autocast_dtype("auto", CPU) == (torch.bfloat16 if expected else None)
         assert autocast_dtype("bf16", CPU) == torch.bfloat16  # asked for explicitly: emulated if need be
     finally:
-        precision.cpu_bf16_is_faster.cache_clear()  # the real machine's answer for the tests after this one
+        hardware.cpu_bf16_is_faster.cache_clear()  # the real machine's answer for the tests after this one
 
 
 def test_unknown_precision_is_one_clear_error():
@@ -105,7 +104,7 @@ def test_auto_profile_without_cuda_is_cpu(monkeypatch):
                                                           ((9, 0), False, False)])
 def test_compiling_on_cuda_needs_triton_and_a_supported_gpu(monkeypatch, capability, triton, expected):
     _gpu(monkeypatch, capability)
-    monkeypatch.setattr(train_module, "has_triton", lambda: triton)
+    monkeypatch.setattr(hardware, "has_triton", lambda: triton)
     assert can_compile(CUDA) is expected
 
 
@@ -151,7 +150,7 @@ def _compile_that_fails(where):
 def test_a_failing_compile_warns_once_and_trains_eagerly(tmp_path, smoke_data, monkeypatch, where):
     eager = train(get_config("smoke", "hybrid", steps=6, log_every=3), tmp_path / "eager", progress=False,
                   data=smoke_data, device="cpu")
-    monkeypatch.setattr(train_module, "can_compile", lambda device: True)
+    monkeypatch.setattr(step_module, "can_compile", lambda device: True)
     monkeypatch.setattr(torch, "compile", _compile_that_fails(where))
     with pytest.warns(UserWarning, match="torch.compile failed") as caught:
         broken = train(get_config("smoke", "hybrid", steps=6, log_every=3, compile=True), tmp_path / "broken",
@@ -179,7 +178,7 @@ def _compile_failing_at_call(n, error):
 def test_only_a_first_compiled_step_falls_back_and_our_errors_never_do(tmp_path, smoke_data, monkeypatch, n, error):
     """Once a compiled step has run, a failure is real (no eager retry on a broken device); a bad input
     is ours to report, not a compiler's failure."""
-    monkeypatch.setattr(train_module, "can_compile", lambda device: True)
+    monkeypatch.setattr(step_module, "can_compile", lambda device: True)
     monkeypatch.setattr(torch, "compile", _compile_failing_at_call(n, error))
     with pytest.raises(type(error), match=str(error)):
         train(get_config("smoke", "hybrid", steps=6, log_every=3, compile=True), tmp_path / "run", progress=False,
@@ -203,13 +202,15 @@ def test_fp16_overflowing_at_every_step_is_an_error_not_a_finished_run(tmp_path,
 
 
 def test_a_missing_model_is_trained_with_a_time_estimate_or_refused_by_name(smoke_data, capsys):
+    config = get_config("smoke", "generative", seed=7)
     with pytest.raises(CheckpointError, match="no finished generative model.*03_generative"):
-        load_trained("smoke", "generative", seed=7, train_missing=False, data=smoke_data)
-    run = load_trained("smoke", "generative", seed=7, data=smoke_data, progress=False)
-    assert run.step == get_config("smoke", "generative").train.steps
+        ensure_trained(config, smoke_data, train_missing=False)
+    run = ensure_trained(config, smoke_data, progress=False)
+    assert run.step == config.train.steps
     assert "training it here (the run of notebooks/03_generative.ipynb, from step 0), roughly" in capsys.readouterr().out
-    load_trained("smoke", "generative", seed=7, data=smoke_data, progress=False)  # now found: no note
+    again = ensure_trained(config, smoke_data, progress=False)  # now found: no note, the same weights
     assert "training it here" not in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(), again.model.state_dict().values()))
 
 
 def test_the_cli_resumes_its_default_run_folder_with_more_steps(capsys):
@@ -224,9 +225,9 @@ def test_the_small_gpu_profiles_arithmetic_fits_a_class_slot_on_a_t4():
     """At an assumed 25 % of a T4's 65 TFLOP/s fp16 peak each training notebook's training takes at most 8
     minutes, and the full gpu profile's three objectives about an hour on an A100 (an estimate, by the
     FLOP count; docs/profiles.md)."""
-    small = {o: bench.estimate_train_minutes(get_config("gpu-small", o), 65e12) for o in OBJECTIVES}
+    small = {o: flops.estimate_train_minutes(get_config("gpu-small", o), 65e12) for o in OBJECTIVES}
     assert max(small.values()) <= 8 and sum(small.values()) <= 15
-    full = sum(bench.estimate_train_minutes(get_config("gpu", o), 312e12) for o in OBJECTIVES)
+    full = sum(flops.estimate_train_minutes(get_config("gpu", o), 312e12) for o in OBJECTIVES)
     assert 40 <= full <= 70
 
 

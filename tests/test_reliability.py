@@ -21,7 +21,7 @@ from hybridlib.checkpoint import load_checkpoint, load_model, save_checkpoint
 from hybridlib.cli import main
 from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, NonFiniteLossError
-from hybridlib.evaluate import evaluate_checkpoint, eval_config_for
+from hybridlib.evaluate import evaluate_checkpoint
 from hybridlib.rundir import hold_run_dir
 from hybridlib.train import read_history, train
 
@@ -143,7 +143,7 @@ def test_same_seed_same_metrics(tmp_path, smoke_data):
     for name in ("a", "b"):
         train(config, tmp_path / name, progress=False, data=smoke_data)
         r = evaluate_checkpoint(tmp_path / name, device="cpu", progress=False,
-                                cfg=eval_config_for("smoke"), data=smoke_data)
+                                cfg=get_config("smoke").eval, data=smoke_data)
         results.append(json.dumps({k: v for k, v in r.items() if k not in ("eval_time_s", "checkpoint")}))
     assert results[0] == results[1]  # as JSON text: NaN (an empty calibration bin) != NaN
     h = [[{k: v for k, v in row.items() if k not in ("img_per_s", "elapsed_s")} for row in read_history(tmp_path / n)]
@@ -296,12 +296,12 @@ def test_results_get_the_users_normal_permissions(tmp_path, smoke_data):
 
 
 def test_evaluate_and_bench_check_their_output_before_any_work(smoke_run, tmp_path, capsys, monkeypatch):
-    from hybridlib import evaluate as evaluate_mod
+    from hybridlib import cli as cli_mod
 
     def no_work(*args, **kwargs):
         raise AssertionError("evaluated before the output location was checked")
 
-    monkeypatch.setattr(evaluate_mod, "evaluate_checkpoint", no_work)
+    monkeypatch.setattr(cli_mod, "evaluate_checkpoint", no_work)
     (tmp_path / "mine.json").write_text("mine")
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -327,15 +327,15 @@ def test_evaluate_and_bench_check_their_output_before_any_work(smoke_run, tmp_pa
 
 
 def test_evaluate_prints_the_table_even_if_writing_fails(smoke_run, tmp_path, capsys, monkeypatch):
-    from hybridlib import evaluate as evaluate_mod
+    from hybridlib import cli as cli_mod
 
-    monkeypatch.setattr(evaluate_mod, "evaluate_checkpoint",
+    monkeypatch.setattr(cli_mod, "evaluate_checkpoint",
                         lambda path, **kwargs: {"linear_probe_acc": 0.875, "eval_time_s": 1.0})
 
-    def disk_full(results, path):
+    def disk_full(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(evaluate_mod, "save_results", disk_full)
+    monkeypatch.setattr(cli_mod, "write_json", disk_full)
     code, out, err = cli(capsys, "evaluate", "--ckpt", smoke_run, "--out", tmp_path / "all.json", "--no-progress")
     assert code == 1 and "| generative | 0.875 |" in out
     assert err == [f"hybridlib: error: {tmp_path / 'all.json'}: No space left on device"]

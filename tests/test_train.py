@@ -7,7 +7,8 @@ import torch
 from hybridlib.checkpoint import load_checkpoint, load_model
 from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, RunDirectoryError
-from hybridlib.train import BatchSampler, lr_factor, read_history, train
+from hybridlib.step import BatchSampler, lr_factor
+from hybridlib.train import read_history, train
 
 from conftest import state_dicts_equal
 
@@ -114,9 +115,9 @@ def test_compiled_step_trains_like_the_eager_one(tmp_path, smoke_data):
 
 
 def test_without_a_compiler_training_warns_and_runs_eagerly(tmp_path, smoke_data, monkeypatch):
-    from hybridlib import train as train_module
+    from hybridlib import step as step_module
 
-    monkeypatch.setattr(train_module, "can_compile", lambda device: False)
+    monkeypatch.setattr(step_module, "can_compile", lambda device: False)
     with pytest.warns(UserWarning, match="C\\+\\+ compiler"):
         result = train(get_config("smoke", "generative", steps=5, compile=True), tmp_path / "run", progress=False,
                        data=smoke_data)

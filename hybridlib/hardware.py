@@ -1,4 +1,7 @@
-"""Which dtype the matmuls run in, chosen by what the device really has.
+"""What this machine can do: which device runs the work, which dtype its matmuls use, and whether
+torch.compile can build kernels for it.
+
+Precision, chosen by what the device really has:
 
 - bf16 autocast where the hardware has native bf16: NVIDIA GPUs from Ampere on (compute capability
   8.0+), and CPUs whose oneDNN has bf16 kernels (AVX512-BF16 or AMX);
@@ -12,15 +15,53 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import shutil
 import statistics
 import time
 
 import torch
+from torch.utils._triton import has_triton
 
 from .errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def default_device() -> torch.device:
+    """This process's GPU under torchrun (LOCAL_RANK), else the first GPU, else the CPU."""
+    if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch.device (None: :func:`default_device`); ConfigError if this machine has no such device."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          "numbered from cuda:0")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {str(device)!r} is not supported; use cpu, cuda or cuda:N")
+    return device
+
+
+def can_compile(device: torch.device) -> bool:
+    """Whether torch.compile can build kernels here: a C++ compiler on the CPU; Triton and a GPU it
+    supports (compute capability 7.0 or newer) on CUDA."""
+    if device.type == "cuda":
+        return has_triton() and torch.cuda.get_device_capability(device) >= (7, 0)
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -1,0 +1,81 @@
+"""The paper's claims as one table, and one rule that judges them on one seed or on several.
+
+Each claim compares one model with another on one metric. Its *gap* is how far the first is
+ahead of the second in the metric's better direction, plus a tolerance for "at least as good as"
+claims (relative to the second model's value: within 3 % on bits/dim). The rule: a claim is
+**held** where the gap exceeds the spread, **not held** where it is below minus the spread, and
+**undecided** in between. The spread is the larger of the two models' standard deviations over
+seeds (zero for a single seed, where any non-zero gap decides).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+RULE = ("held where the gap exceeds the spread (the larger standard deviation of the two models over seeds), "
+        "not held where it is below minus the spread, undecided in between")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    metric: str
+    model: str  # the model the claim is about...
+    other: str  # ...compared with this one
+    higher_is_better: bool = True
+    tolerance: float = 0.0  # "at least as good": the model may be this fraction of ``other``'s value behind
+
+
+CLAIMS = (
+    Claim("a", "contrastive learning gives a more discriminative representation than generative training",
+          "linear_probe_acc", "contrastive", "generative"),
+    Claim("b", "generative training gives a representation more robust out of distribution than contrastive",
+          "ood_auroc_mean", "generative", "contrastive"),
+    Claim("c1", "the hybrid is at least as discriminative as contrastive-only", "linear_probe_acc", "hybrid",
+          "contrastive"),
+    Claim("c2", "the hybrid is at least as robust out of distribution as generative-only", "ood_auroc_mean", "hybrid",
+          "generative"),
+    Claim("c3", "the hybrid does not hurt generative performance (test bits/dim within 3 % of generative-only)",
+          "test_bits_per_dim", "hybrid", "generative", higher_is_better=False, tolerance=0.03),
+    Claim("check", "the hybrid's representation beats raw pixels on the linear probe", "linear_probe_acc", "hybrid",
+          "raw_pixels"),
+)
+
+
+def gap(claim: Claim, value: float, other: float) -> float:
+    """How far ``value`` (the claim's model) is ahead of ``other`` in the better direction, tolerance included."""
+    ahead = value - other if claim.higher_is_better else other - value
+    return ahead + claim.tolerance * abs(other)
+
+
+def verdict(g: float, spread: float) -> str:
+    return "held" if g > spread else "not held" if g < -spread else "undecided"
+
+
+def judge(claim: Claim, values: list[float], others: list[float]) -> dict[str, Any]:
+    """One claim judged on per-seed values of its two models (one value each: a single seed)."""
+    spread = max(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in (values, others))
+    g = gap(claim, float(np.mean(values)), float(np.mean(others)))
+    return {**asdict(claim), "gap": g, "spread": spread, "verdict": verdict(g, spread),
+            "evidence": f"{claim.metric.replace('_', ' ')}: {claim.model} {np.mean(values):.4g} vs "
+                        f"{claim.other} {np.mean(others):.4g}"}
+
+
+def judge_all(per_seed_models: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every claim whose models and metric are present, judged on the ``models`` dicts of one or more seeds."""
+    out = []
+    for claim in CLAIMS:
+        if all(claim.model in m and claim.other in m and m[claim.model].get(claim.metric) is not None
+               and m[claim.other].get(claim.metric) is not None for m in per_seed_models):
+            out.append(judge(claim, [m[claim.model][claim.metric] for m in per_seed_models],
+                             [m[claim.other][claim.metric] for m in per_seed_models]))
+    return out
+
+
+def claim_lines(claims: list[dict[str, Any]]) -> list[str]:
+    """Markdown bullets: the verdict, the claim, its evidence, its gap and spread."""
+    return [f"- {c['verdict'].upper()}: ({c['id']}) {c['statement']} — {c['evidence']} "
+            f"(gap {c['gap']:+.4f}, spread {c['spread']:.4f})" for c in claims]

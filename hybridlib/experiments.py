@@ -1,0 +1,108 @@
+"""The experiments behind the results: every model and baseline on every axis for one seed, the
+same over several seeds, and the λ sweep. Each takes a :class:`~hybridlib.config.Config` (the
+hybrid's, with the profile, seed and settings to use) and trains whatever is missing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+from typing import Any
+
+import numpy as np
+import torch
+
+from .claims import judge_all
+from .config import OBJECTIVES, Config
+from .data import PreparedData, prepare_data
+from .evaluate import evaluate_baselines, evaluate_model
+from .files import write_json, write_text
+from .paths import results_dir
+from .report import COLUMNS, seeds_markdown, write_summary
+from .train import ensure_trained
+
+
+def evaluate_all(config: Config, data: PreparedData | None = None, train_missing: bool = True,
+                 progress: bool = True) -> dict[str, Any]:
+    """Every model (the three objectives with ``config``'s other settings) and baseline on every axis,
+    and the claims judged on them: the summary dict that summary.json holds."""
+    data = data if data is not None else prepare_data(config.data)
+    models: dict[str, dict[str, Any]] = {}
+    training: dict[str, dict[str, Any]] = {}
+    for objective in OBJECTIVES:
+        run = ensure_trained(config.with_train(objective=objective), data, progress, train_missing)
+        models[objective] = evaluate_model(run.model, data, objective, config.eval, progress=progress)
+        training[objective] = {"steps": run.step, "wall_time_s": run.wall_time_s,
+                               "final_train_loss": run.history[-1]["loss"] if run.history else None}
+    models.update(evaluate_baselines(config, data, progress=progress))
+    return {
+        "profile": config.profile, "seed": config.train.seed, "dataset": config.data.dataset,
+        "image_size": config.data.image_size, "steps": config.train.steps, "batch_size": config.train.batch_size,
+        "config": config.to_dict(), "training": training,
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "device": "cuda" if torch.cuda.is_available() else "cpu"},
+        "models": models,
+        "claims": judge_all([models]),
+    }
+
+
+def saved_summary(config: Config) -> dict[str, Any] | None:
+    """The summary.json already written for ``config``'s profile and seed, if it was made with this very
+    configuration, evaluation settings included (else None: it must be recomputed)."""
+    seed = config.train.seed
+    for path in (results_dir() / config.profile / f"seed{seed}" / "summary.json",
+                 results_dir() / config.profile / "summary.json"):
+        if path.exists():
+            summary = json.loads(path.read_text())
+            if Config.from_dict(summary["config"]) == config.with_train(objective="hybrid"):
+                return summary
+    return None
+
+
+def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict[str, Any]:
+    """The comparison over several seeds: mean and standard deviation of every headline number, and the
+    claims judged by :mod:`hybridlib.claims`' rule. Writes results/<profile>/seeds.json and seeds.md."""
+    per_seed = {}
+    for seed in seeds:
+        seeded = config.with_train(seed=seed)
+        per_seed[seed] = saved_summary(seeded)  # e.g. seed 0 from `make reproduce`
+        if per_seed[seed] is None:
+            per_seed[seed] = evaluate_all(seeded, progress=progress)
+            write_summary(per_seed[seed], results_dir() / config.profile / f"seed{seed}", figures=False)
+    stats: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in per_seed[seeds[0]]["models"]:
+        stats[name] = {}
+        for key in COLUMNS:
+            values = [per_seed[s]["models"][name].get(key) for s in seeds]
+            if all(v is not None for v in values):
+                stats[name][key] = {"mean": float(np.mean(values)),
+                                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
+    out = {"profile": config.profile, "seeds": list(seeds), "dataset": config.data.dataset,
+           "steps": config.train.steps, "models": stats,
+           "claims": judge_all([per_seed[s]["models"] for s in seeds])}
+    out_dir = results_dir() / config.profile
+    write_json(out_dir / "seeds.json", out)
+    write_text(out_dir / "seeds.md", seeds_markdown(out))
+    return out
+
+
+def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0), progress: bool = True
+                 ) -> list[dict[str, Any]]:
+    """Hybrid runs at several λ between the two single objectives (the endpoints: generative-only at
+    λ = 0 and contrastive-only at λ = ∞). One row per run with its headline numbers; written to
+    results/<profile>/tradeoff.json."""
+    data = prepare_data(config.data)
+    summary = saved_summary(config)  # the three main runs, evaluated by `make reproduce`
+    rows = []
+    for lam in (0.0, *lams, math.inf):
+        objective = {0.0: "generative", math.inf: "contrastive"}.get(lam, "hybrid")
+        if summary is not None and (objective != "hybrid" or lam == config.train.lam):
+            r = summary["models"][objective]
+        else:
+            run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
+            run = ensure_trained(run_config, data, progress)
+            r = evaluate_model(run.model, data, f"lam={lam:g}", config.eval, progress=progress)
+        rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}, "ood_best_score": r["ood_best_score"]})
+    write_json(results_dir() / config.profile / "tradeoff.json",
+               {"profile": config.profile, "seed": config.train.seed, "rows": rows})
+    return rows

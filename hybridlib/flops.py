@@ -1,0 +1,38 @@
+"""Model FLOPs counted from the architecture, and the training time they imply on a device.
+
+2 FLOPs per multiply-add of every matmul in the forward pass (QKV, attention scores, attention-weighted
+values, output projection, MLP, heads), times 3 for forward plus backward; embeddings, norms and the
+softmax are not counted (the usual convention). `make bench` divides by measured time for the MFU.
+"""
+from __future__ import annotations
+
+from .config import Config
+
+ESTIMATE_MFU = 0.25  # the utilisation time estimates assume; `make bench` measures the real one
+
+
+def model_flops_per_step(config: Config) -> float:
+    """Training FLOPs of one step (forward + backward = 3x forward), counted from the architecture."""
+    m, b = config.model, config.train.batch_size
+    n = m.seq_len + 1  # positions, the start token included
+    d = m.d_model
+    per_block = n * (2 * 12 * d * d + 2 * 2 * n * d)  # QKV + out proj + MLP (12 d^2 MACs), scores + values
+    encoder = m.n_encoder_layers * per_block
+    decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * d * m.vocab_size
+    proj = 2 * (d * d + d * m.proj_dim)
+    objective = config.train.objective
+    if objective == "contrastive":
+        forward = 2 * b * (encoder + proj)
+    elif objective == "generative":
+        forward = b * (encoder + decoder)
+    else:
+        forward = 2 * b * (encoder + decoder + proj)
+    return 3.0 * forward
+
+
+def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU, steps: int | None = None
+                           ) -> float:
+    """Minutes of training for ``steps`` (default: all) steps of ``config`` on a device of ``peak_flops``
+    FLOP/s running at ``mfu`` of it: model FLOPs per step x steps / achieved FLOP/s (docs/profiles.md)."""
+    steps = config.train.steps if steps is None else steps
+    return model_flops_per_step(config) * steps / (peak_flops * mfu) / 60

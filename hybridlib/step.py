@@ -1,0 +1,214 @@
+"""One optimisation step, the same for training and for the benchmark.
+
+:class:`TrainStep` holds what a step needs (the objective, AdamW, the learning-rate schedule, the
+precision's autocast and gradient scaler, the compiled or eager runner) and does one step per call:
+forward and backward, unscale, clip, optimizer step, schedule step. The batch comes from
+:class:`BatchSampler` and the views from :func:`make_views`; both are pure functions of
+(seed, step, rank), which is what makes a resumed run replay an uninterrupted one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+
+from .augment import random_views
+from .config import Config, TrainConfig
+from .errors import HybridlibError
+from .hardware import autocast, autocast_dtype, can_compile, grad_scaler
+from .losses import Objective
+from .model import HybridTransformer
+from .paths import compile_cache_dir
+from .tokenizer import Tokenizer
+
+
+class CompiledStep:
+    """Runs a training step with ``torch.compile(module)``, falling back to ``module`` itself when
+    compiling fails.
+
+    Compiling happens at the first forward and the first backward, so a missing compiler, a dtype
+    the GPU's compiler refuses or a Triton error surfaces in the first step, not at ``torch.compile``.
+    Then this warns once and runs the same step eagerly from then on (slower, same results): never a
+    crash in a student's notebook. Only the first step falls back: once a compiled step has run, an
+    error is a real one and is raised, and so is any error of ours (bad input) and running out of
+    memory. ``fallback=False`` (several processes under DDP, whose reducer cannot redo a half-done
+    step) raises every error. ``dynamic=False``: every batch has the same shape, and a process that
+    trains two configurations gets a fixed-shape graph for each instead of a symbolic one.
+    """
+
+    def __init__(self, module: torch.nn.Module, use_compile: bool = True, fallback: bool = True) -> None:
+        self.module, self.fallback, self.proven = module, fallback, False
+        self.compiled: Any = torch.compile(module, dynamic=False) if use_compile else None
+
+    def __call__(self, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(module, *args)`` does the forward and backward with the module it is given."""
+        if self.compiled is None:
+            return step(self.module, *args)
+        try:
+            out = step(self.compiled, *args)
+        except (HybridlibError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # backend, lowering and Triton errors have no common base class
+            if self.proven or not self.fallback:
+                raise
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason}); training runs uncompiled "
+                          "(slower, same results)", stacklevel=3)
+            self.compiled = None
+            return step(self.module, *args)
+        self.proven = True
+        return out
+
+
+def compile_step(module: torch.nn.Module, device: torch.device, use_compile: bool = True,
+                 fallback: bool = True) -> CompiledStep:
+    """The runner of a training step: compiled where asked and where torch.compile can work here
+    (with a warning where it cannot), else eager.
+
+    Compiling fuses the casts, norms, GELUs and the loss's log-softmax that otherwise cost as much
+    as the matmuls at our small widths (`make bench` measures both).
+    """
+    usable = use_compile and can_compile(device)
+    if use_compile and not usable:
+        warnings.warn("torch.compile needs a C++ compiler (g++, or $CXX) on the CPU, and Triton with a GPU of "
+                      "compute capability 7.0+ on CUDA; none found, so training runs uncompiled (slower, same "
+                      "results).", stacklevel=3)
+    if usable:
+        # kernels persist in the project's cache (unless the user chose another): compiled once, not per kernel
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+        # each run starts from an empty in-memory cache: a process that trains many configurations
+        # (seeds, a lambda sweep) would otherwise reach dynamo's recompile limit and silently run
+        # eagerly; the compiled kernels themselves stay cached on disk
+        torch._dynamo.reset()
+        if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return CompiledStep(module, use_compile=usable, fallback=fallback)
+
+
+def forward_backward(module: Any, inputs: tuple[Tensor | None, ...], optimizer: torch.optim.Optimizer,
+                     scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device
+                     ) -> dict[str, Tensor]:
+    """One step's forward under autocast and its (scaled) backward: the part that compiling covers."""
+    with autocast(amp_dtype, device):
+        out = module(*inputs)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(out["loss"]).backward()
+    return out
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, vectorized: bool = True
+                   ) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on biases, norms or embeddings' positions).
+    ``vectorized``: fused (CUDA) or foreach (CPU) updates; False is the plain per-parameter loop."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.endswith("pos_emb")]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n.endswith("pos_emb")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    impl = ({"fused": True} if device.type == "cuda" else {"foreach": True}) if vectorized else {"foreach": False}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), **impl)
+
+
+class BatchSampler:
+    """Indices of the training images of each step: a fresh permutation per epoch, seeded by (seed, epoch)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.n_items, self.batch_size, self.seed, self.rank, self.world = n_items, batch_size, seed, rank, world
+        self.steps_per_epoch = max(1, n_items // batch_size)
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def __call__(self, step: int) -> Tensor:
+        epoch = step // self.steps_per_epoch
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n_items, generator=g)
+        start = (step % self.steps_per_epoch) * self.batch_size
+        idx = self._perm[start : start + self.batch_size]
+        if len(idx) < self.batch_size:  # fewer images than one batch: sample with wrap-around
+            idx = self._perm[torch.arange(start, start + self.batch_size) % self.n_items]
+        return idx[self.rank :: self.world]  # this process's share of the global batch
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator of one step's augmentations: a pure function of (seed, step, rank)."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 64 + rank) % (2**63))
+
+
+def make_views(images: Tensor, tokenizer: Tokenizer, cfg: TrainConfig, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two augmented views of a batch of images (N, C, H, W) in [0, 1], as tokens (N, T) each."""
+    kwargs = {"crop_scale": cfg.crop_scale, "hflip": cfg.hflip, "jitter": cfg.jitter}
+    # views of images in [0, 1] stay in it (up to rounding, which quantizing clamps): no value check, a host sync
+    return (tokenizer.encode(random_views(images, g, **kwargs), check_values=False),
+            tokenizer.encode(random_views(images, g, **kwargs), check_values=False))
+
+
+class TrainStep:
+    """Everything one optimisation step of ``config`` needs, built once; each call is one step.
+
+    ``world`` > 1: the objective is wrapped in DistributedDataParallel (gradients averaged across
+    the torchrun processes). ``vectorized=False`` and ``config.train.compile=False`` give the plain
+    reference step `make bench` compares against.
+    """
+
+    def __init__(self, model: HybridTransformer, config: Config, device: torch.device, world: int = 1,
+                 vectorized: bool = True) -> None:
+        cfg = config.train
+        self.model, self.cfg, self.device, self.vectorized = model, cfg, device, vectorized
+        self.objective = Objective(model, cfg, config.data.dims_per_token)
+        self.optimizer = make_optimizer(model, cfg, device, vectorized)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        self.amp_dtype = autocast_dtype(cfg.precision, device)
+        self.scaler = grad_scaler(self.amp_dtype, device)  # fp16 only; a no-op otherwise
+        # contrastive leaves the decoder unused and generative the projection head: DDP must know
+        wrapped = self.objective if world == 1 else DistributedDataParallel(
+            self.objective, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.objective != "hybrid")
+        self.runner = compile_step(wrapped, device, cfg.compile, fallback=world == 1)
+
+    @property
+    def uses_views(self) -> bool:
+        return self.objective.uses_views
+
+    def __call__(self, clean: Tensor, views: tuple[Tensor | None, Tensor | None] = (None, None)) -> dict[str, Tensor]:
+        """One step on clean tokens (B, T) and, for the objectives that use them, two views (B, T) each;
+        returns the objective's outputs (loss terms, not synchronised to the host)."""
+        out = self.runner(forward_backward, (clean, *views), self.optimizer, self.scaler, self.amp_dtype,
+                          self.device)
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=self.vectorized)
+        self.scaler.step(self.optimizer)  # skipped where fp16 gradients overflowed; the scale is lowered instead
+        self.scaler.update()
+        with warnings.catch_warnings():
+            # the schedule advances with the step count even where fp16 skipped the optimizer's step
+            # (often the very first one); torch warns about that order, which is intended here
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def loss_scale_collapsed(self) -> bool:
+        """fp16 skips every step whose gradients overflow and halves the loss scale instead: a scale
+        below 1 means dozens of skipped steps, a run that has stopped learning."""
+        return self.scaler.is_enabled() and self.scaler.get_scale() < 1.0

@@ -1,0 +1,65 @@
+"""Experiments over Configs: the summary cache, several seeds, and the exercises' computed answers."""
+import json
+import math
+
+import pytest
+import torch
+
+from hybridlib.config import get_config
+from hybridlib.exercises import EXERCISES, is_correct
+from hybridlib.experiments import run_seeds, saved_summary
+from hybridlib.losses import Objective
+from hybridlib.model import HybridTransformer
+from hybridlib.paths import results_dir
+
+
+def test_a_saved_summary_is_reused_only_for_the_same_configuration(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
+    config = get_config("smoke", "hybrid", seed=1)
+    summary = {"seed": 1, "config": config.to_dict(), "models": {}}
+    path = tmp_path / "smoke" / "seed1" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(summary))
+    assert saved_summary(config) == summary
+    assert saved_summary(config.with_train(objective="generative")) == summary  # the summary covers all three
+    assert saved_summary(config.with_train(seed=2)) is None  # another seed
+    assert saved_summary(get_config("smoke", "hybrid", seed=1, n_ood=100)) is None  # other evaluation settings
+    del summary["config"]["eval"]  # written before the evaluation settings joined the Config: the profile's
+    path.write_text(json.dumps(summary))
+    assert saved_summary(config) == summary
+    summary["config"]["train"]["steps"] += 1  # written before the profile changed: stale
+    path.write_text(json.dumps(summary))
+    assert saved_summary(config) is None
+
+
+@pytest.mark.slow
+def test_seeds_report_on_the_smoke_profile():
+    out = run_seeds(get_config("smoke"), (0, 1), progress=False)
+    assert out["seeds"] == [0, 1] and [c["id"] for c in out["claims"]] == ["a", "b", "c1", "c2", "c3", "check"]
+    acc = out["models"]["hybrid"]["linear_probe_acc"]
+    assert len(acc["values"]) == 2 and acc["std"] >= 0
+    assert (results_dir() / "smoke" / "seeds.md").read_text().startswith("# Profile `smoke`")
+
+
+def test_exercise_answers():
+    assert is_correct("tokens-vocab", 262144)
+    assert is_correct("bits-per-dim", 1.0)
+    assert is_correct("nt-xent-orthogonal", math.log(1 + 2 * math.exp(-2)))
+    assert not is_correct("tokens-vocab", 4096) and not is_correct("tokens-vocab", None)
+    assert set(EXERCISES) == {"tokens-vocab", "nt-xent-orthogonal", "bits-per-dim", "hybrid-lambda"}
+
+
+def test_the_lambda_answer_weighs_the_two_initial_losses_equally():
+    """The λ exercise's answer is read off the formula ln(V) / ln(2N - 1); the check here is against the
+    losses an untrained cpu-profile model really has (random tokens, random views), not the formula again."""
+    config = get_config("cpu", "hybrid")
+    torch.manual_seed(0)
+    objective = Objective(HybridTransformer(config.model), config.train, config.data.dims_per_token)
+    tokens = [torch.randint(0, config.model.vocab_size, (config.train.batch_size, config.model.seq_len))
+              for _ in range(3)]
+    with torch.no_grad():
+        out = objective(*tokens)
+    ratio = float(out["gen_nll"] / out["con_loss"])
+    answer = EXERCISES["hybrid-lambda"][0]()
+    assert answer == pytest.approx(ratio, rel=0.1)
+    assert is_correct("hybrid-lambda", answer) and not is_correct("hybrid-lambda", ratio * 1.5)
