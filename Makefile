@@ -22,6 +22,7 @@ help:
 	@echo "make seeds [SEEDS='0 1 2']             the cpu-profile comparison over several seeds -> results/cpu/seeds.*"
 	@echo "make tradeoff                          the lambda sweep notebook (cpu profile)"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST) if it is missing"
+	@echo "make notebooks                         sync notebooks/*.ipynb with their sources notebooks/*.py (jupytext, outputs kept)"
 
 # The virtual environment is (re)built when missing or older than pyproject.toml: a stamp, not a reinstall per call.
 $(STAMP): pyproject.toml
@@ -66,9 +67,13 @@ seeds: $(STAMP) data
 tradeoff: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE) --notebooks 06_tradeoff.ipynb
 
-# Regenerate the notebooks from tools/build_notebooks.py (drops their outputs; `make reproduce` restores them).
+# Sync each notebook with its percent-format source (notebooks/jupytext.toml pairs them): the inputs come from
+# whichever of NN_name.py and NN_name.ipynb was saved last, the outputs stay in the .ipynb. A .py without its
+# .ipynb gets one (without outputs: `make reproduce` fills them).
+NB_IPYNB := $(wildcard notebooks/*.ipynb)
+NB_ONLY_PY := $(filter-out $(NB_IPYNB:.ipynb=.py),$(wildcard notebooks/*.py))
 notebooks: $(STAMP)
-	$(BIN)/python tools/build_notebooks.py
+	$(BIN)/jupytext --sync $(NB_IPYNB) $(NB_ONLY_PY)
 
 clean:
 	rm -rf runs results/smoke .pytest_cache

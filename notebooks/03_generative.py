@@ -1,0 +1,125 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Generative only (iGPT-style next-token prediction)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/hybridlib/hybridlib/blob/main/notebooks/03_generative.ipynb)
+#
+# **Learning goals**
+#
+# - train the same transformer to predict each next token, an exact likelihood of the image;
+# - read the loss in bits per dimension, and know what a model that knows nothing scores;
+# - sample images and complete half-images with the trained model.
+
+# %% [markdown]
+# On Colab the next cell installs the library; on your machine (`make lab`) it does nothing.
+
+# %%
+# On Colab: install hybridlib (Runtime > Change runtime type > GPU picks a GPU profile). Elsewhere: nothing.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"], capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise SystemExit("could not install hybridlib from https://github.com/hybridlib/hybridlib (" + (pip.stderr.strip().splitlines() or ["?"])[-1]
+                         + "): upload a copy of the repository to Colab and run `!pip install ./hybridlib`, then rerun this cell")
+
+# %% [markdown]
+# **Parameters.** Papermill and `make reproduce` set the profile through `HYBRIDLIB_PROFILE`: `smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU; `auto` picks by the hardware.
+
+# %% tags=["parameters"]
+PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (by the hardware); or "smoke", "cpu", "gpu-small", "gpu"
+SEED = 0
+STEPS = None  # None: the profile's budget; fewer for a quick live run (kept apart from the full run)
+OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "temperature": 0.5}
+
+# %% [markdown]
+# **Setup**.
+
+# %%
+# %matplotlib inline
+import torch
+import hybridlib as hl
+from hybridlib import plots
+from hybridlib.data import prepare_data
+from hybridlib.paths import run_dir_for
+
+profile = hl.resolve_profile(PROFILE)
+settings = {"steps": STEPS, **OVERRIDES}
+config = hl.get_config(profile, "generative", seed=SEED, **settings)
+torch.manual_seed(SEED)
+data = prepare_data(config.data)
+out_dir = run_dir_for(config)
+print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
+      f"{config.train.steps} steps of batch {config.train.batch_size}")
+
+# %% [markdown]
+# ## Bits per dimension
+# The model factorises $p(x) = \prod_t p(x_t \mid x_{<t})$ over tokens. Bits per dimension is
+# $-\log_2 p(x)$ divided by the number of pixel values (pixels x channels), so it does not depend on how
+# pixels are grouped into tokens. A model that spreads its probability uniformly over the vocabulary
+# scores exactly $\log_2(\text{levels})$; a freshly initialised model is close to that.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import math
+from hybridlib.losses import bits_per_dim, token_nll
+torch.manual_seed(SEED)
+fresh = hl.HybridTransformer(config.model)
+with torch.no_grad():
+    logits, _, _ = fresh(data.train_tokens[:64])
+    bpd0 = bits_per_dim(token_nll(logits, data.train_tokens[:64]), config.data.dims_per_token).item()
+uniform = math.log2(config.data.levels) if config.data.channels == 1 else math.log2(config.data.palette_size) / 3
+print("untrained model within 2 % of the uniform predictor's bits/dim:", abs(bpd0 - uniform) / uniform < 0.02)
+
+# %% [markdown]
+# ## Train (or load)
+
+# %%
+from hybridlib.report import train_or_load
+run = train_or_load(config, out_dir, data=data)
+print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
+
+# %% [markdown]
+# ## The curve in bits/dim
+# The dashed line is the uniform predictor.
+
+# %%
+fig = plots.plot_history(run.history, ["bits_per_dim"], title="generative")
+fig.axes[0].axhline(uniform, ls="--", c="gray");
+
+# %% [markdown]
+# ## Samples
+# Images drawn token by token from the model (temperature 1). At laptop scale they are blurry but should have the data's shapes.
+
+# %%
+samples = run.model.generate(16, temperature=1.0, generator=torch.Generator().manual_seed(SEED))
+plots.show_images(data.tokenizer.decode(samples.cpu()), nrow=8);
+
+# %% [markdown]
+# ## Completions
+# The top half of each test image is given; the model samples the bottom half.
+
+# %%
+half = config.data.seq_len // 2 - (config.data.seq_len // 2) % (config.data.image_size // config.data.patch_size)
+given = data.test_tokens[:8]
+completed = run.model.complete(given, n_given=half, generator=torch.Generator().manual_seed(SEED))
+plots.show_rows({"original": data.tokenizer.decode(given), "completed": data.tokenizer.decode(completed.cpu())});
+
+# %% [markdown]
+# **Exercise.** A model gives the true 2x2-patch token probability 1/16 every time. How many bits per dimension is that?
+
+# %%
+answer = None  # replace with your number
+hl.exercises.check("bits-per-dim", answer)

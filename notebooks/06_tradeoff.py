@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. The trade-off: sweeping λ from generative to contrastive
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/hybridlib/hybridlib/blob/main/notebooks/06_tradeoff.ipynb)
+#
+# **Learning goals**
+#
+# - see how discrimination, OOD detection and bits/dim move as the contrastive weight λ grows;
+# - find out whether some λ gets the best of both at this scale (the paper's picture, argued in words).
+
+# %% [markdown]
+# On Colab the next cell installs the library; on your machine (`make lab`) it does nothing.
+
+# %%
+# On Colab: install hybridlib (Runtime > Change runtime type > GPU picks a GPU profile). Elsewhere: nothing.
+import subprocess, sys
+if "google.colab" in sys.modules:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"], capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise SystemExit("could not install hybridlib from https://github.com/hybridlib/hybridlib (" + (pip.stderr.strip().splitlines() or ["?"])[-1]
+                         + "): upload a copy of the repository to Colab and run `!pip install ./hybridlib`, then rerun this cell")
+
+# %% [markdown]
+# **Parameters.** Papermill and `make reproduce` set the profile through `HYBRIDLIB_PROFILE`: `smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU; `auto` picks by the hardware.
+
+# %% tags=["parameters"]
+PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (by the hardware); or "smoke", "cpu", "gpu-small", "gpu"
+SEED = 0
+
+# %% [markdown]
+# **Setup**. λ = 0 is the generative-only model of notebook 3 and λ = ∞ the contrastive-only model of notebook 2; in between are hybrids (λ = 1 is notebook 4's). Missing runs are trained here: on the cpu profile about 6 minutes for each of the three new hybrids, plus a minute each to evaluate (`make tradeoff`); the three main runs are reused with their evaluation from `make reproduce`.
+
+# %%
+# %matplotlib inline
+import torch
+import hybridlib as hl
+from hybridlib import plots
+from hybridlib.data import prepare_data
+from hybridlib.paths import run_dir_for
+
+profile = hl.resolve_profile(PROFILE)
+config = hl.get_config(profile, "hybrid", seed=SEED)
+torch.manual_seed(SEED)
+data = prepare_data(config.data)
+out_dir = run_dir_for(config)
+print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
+      f"{config.train.steps} steps of batch {config.train.batch_size}")
+
+# %% [markdown]
+# ## Sweep
+# Each run has the same architecture, data and number of steps; only λ differs.
+
+# %%
+import math
+
+from hybridlib.report import lambda_sweep
+rows = lambda_sweep(profile, lams=(0.1, 0.3, 1.0, 3.0), seed=SEED)
+generative_bits = rows[0]["test_bits_per_dim"]
+for r in rows:
+    bits = "–" if math.isinf(r["lam"]) else \
+        f"{r['test_bits_per_dim']:.3f} ({100 * (r['test_bits_per_dim'] / generative_bits - 1):+.1f} % vs generative-only)"
+    print(f"λ={r['lam']:<5g} probe {r['linear_probe_acc']:.3f}  kNN {r['knn_acc']:.3f}  OOD {r['ood_auroc_mean']:.3f} "
+          f"({r['ood_best_score']})  corruption {r['corruption_acc_mean']:.3f}  bits/dim {bits}")
+
+# %% [markdown]
+# ## The picture
+# Left of the axis is generative-only (λ = 0, drawn at a quarter of the smallest λ), right is contrastive-only (λ = ∞, drawn at four times the largest). The contrastive-only bits/dim is left out: its decoder is never trained.
+
+# %%
+from hybridlib.report import tradeoff_figure
+tradeoff_figure(rows, profile);  # also saved as results/<profile>/figures/tradeoff.png
+
+# %% [markdown]
+# **Exercise.** At which λ is the linear probe best in this sweep? (Write `math.inf` for contrastive-only.) Then ask yourself: is there a λ that beats both endpoints on both the probe and OOD detection?
+
+# %%
+answer = None  # a number from the sweep
+best_lam = max(rows, key=lambda r: r["linear_probe_acc"])["lam"]
+hl.exercises.check_choice(answer, best_lam, "the linear_probe_acc column of the printed table")
