@@ -50,16 +50,8 @@ SEED = 0
 import torch
 import hybridlib as hl
 from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-config = hl.get_config(profile, "hybrid", seed=SEED)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("hybrid", PROFILE, SEED)
 
 # %% [markdown]
 # ## The data

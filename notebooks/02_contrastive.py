@@ -52,17 +52,8 @@ OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "
 import torch
 import hybridlib as hl
 from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-settings = {"steps": STEPS, **OVERRIDES}
-config = hl.get_config(profile, "contrastive", seed=SEED, **settings)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("contrastive", PROFILE, SEED, steps=STEPS, **OVERRIDES)
 
 # %% [markdown]
 # ## The loss
@@ -88,8 +79,8 @@ print("random projections: loss within 2 % of ln(2N - 1):", abs(loss0 - math.log
 # If this run's checkpoint already exists with the same configuration, it is loaded; a partial run is resumed. Progress shows the loss and images per second.
 
 # %%
-from hybridlib.report import train_or_load
-run = train_or_load(config, out_dir, data=data)
+from hybridlib.train import ensure_trained
+run = ensure_trained(config, data)
 print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
 
 # %% [markdown]

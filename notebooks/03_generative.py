@@ -52,17 +52,8 @@ OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "
 import torch
 import hybridlib as hl
 from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-settings = {"steps": STEPS, **OVERRIDES}
-config = hl.get_config(profile, "generative", seed=SEED, **settings)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("generative", PROFILE, SEED, steps=STEPS, **OVERRIDES)
 
 # %% [markdown]
 # ## Bits per dimension
@@ -87,8 +78,8 @@ print("untrained model within 2 % of the uniform predictor's bits/dim:", abs(bpd
 # ## Train (or load)
 
 # %%
-from hybridlib.report import train_or_load
-run = train_or_load(config, out_dir, data=data)
+from hybridlib.train import ensure_trained
+run = ensure_trained(config, data)
 print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
 
 # %% [markdown]

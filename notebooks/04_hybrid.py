@@ -52,17 +52,8 @@ OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "
 import torch
 import hybridlib as hl
 from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-settings = {"steps": STEPS, **OVERRIDES}
-config = hl.get_config(profile, "hybrid", seed=SEED, **settings)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, **OVERRIDES)
 
 # %% [markdown]
 # ## The loss
@@ -76,11 +67,11 @@ print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{co
 # NBVAL_CHECK_OUTPUT
 import math
 from hybridlib.losses import Objective
-from hybridlib.train import make_views, step_generator
+from hybridlib.step import make_views, step_generator
 torch.manual_seed(SEED)
 objective = Objective(hl.HybridTransformer(config.model), config.train, config.data.dims_per_token)
 idx = torch.arange(config.train.batch_size)
-v1, v2 = make_views(data.train_images[idx], data, config.train, step_generator(SEED, 0, 0))
+v1, v2 = make_views(data.train_images[idx], data.tokenizer, config.train, step_generator(SEED, 0, 0))
 with torch.no_grad():
     terms = objective(data.train_tokens[idx], v1, v2)
 print("hybrid loss = L_gen + lambda * L_con:",
@@ -90,8 +81,8 @@ print("hybrid loss = L_gen + lambda * L_con:",
 # ## Train (or load)
 
 # %%
-from hybridlib.report import train_or_load
-run = train_or_load(config, out_dir, data=data)
+from hybridlib.train import ensure_trained
+run = ensure_trained(config, data)
 print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
 
 # %% [markdown]
@@ -105,8 +96,9 @@ plots.plot_history(run.history, ["con_loss", "bits_per_dim"], title="hybrid");
 # Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its contrastive loss against the contrastive model's (each figure appears when notebooks 2 and 3 ran with the same `STEPS` and `OVERRIDES`).
 
 # %%
+from hybridlib.paths import run_dir_for
 from hybridlib.train import read_history
-folders = {name: run_dir_for(hl.get_config(profile, name, seed=SEED, **settings))  # the same settings' runs
+folders = {name: run_dir_for(config.with_train(objective=name))  # the same settings' runs
            for name in ("contrastive", "generative")}
 histories = {name: read_history(folder) for name, folder in folders.items() if (folder / "history.csv").exists()}
 histories["hybrid"] = run.history

@@ -47,30 +47,22 @@ SEED = 0
 
 # %%
 # %matplotlib inline
-import torch
 import hybridlib as hl
 from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-config = hl.get_config(profile, "hybrid", seed=SEED)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("hybrid", PROFILE, SEED)
 
 # %% [markdown]
 # ## Evaluate everything
 # One call per model: the probe (scikit-learn logistic regression on standardised features of frozen encoders), kNN, OOD sets (offline ones: digits, vertically flipped images, noise, constant images), 10 corruptions x 5 severities, ECE, and test bits/dim. The baselines are raw pixels and a randomly initialised encoder of the same shape.
 
 # %%
-from hybridlib.report import evaluate_all, markdown_table, write_summary
 from IPython.display import Markdown
-summary = evaluate_all(profile, SEED, data=data)
+from hybridlib.experiments import evaluate_all
+from hybridlib.report import markdown_table, write_summary
+summary = evaluate_all(config, data)
 report_dir = write_summary(summary)
-print(f"wrote summary.json and summary.md under results/{profile}/")
+print(f"wrote summary.json and summary.md under results/{config.profile}/")
 
 # %% [markdown]
 # ## The table
@@ -119,8 +111,8 @@ for name in ("generative", "hybrid", "contrastive"):
 # The paper's claims, judged on this run's numbers (one seed; `make seeds` gives the spread over three seeds, and a gap smaller than that spread is no evidence either way).
 
 # %%
-for v in summary["verdicts"]:
-    print(f"{'HELD    ' if v['held'] else 'NOT HELD'} {v['claim']}\n         {v['evidence']}")
+from hybridlib.claims import claim_lines
+print("\n".join(claim_lines(summary["claims"])))
 
 # %% [markdown]
 # Each model's mean OOD AUROC by score type: the likelihood is not always the better detector.

@@ -46,19 +46,9 @@ SEED = 0
 
 # %%
 # %matplotlib inline
-import torch
 import hybridlib as hl
-from hybridlib import plots
-from hybridlib.data import prepare_data
-from hybridlib.paths import run_dir_for
 
-profile = hl.resolve_profile(PROFILE)
-config = hl.get_config(profile, "hybrid", seed=SEED)
-torch.manual_seed(SEED)
-data = prepare_data(config.data)
-out_dir = run_dir_for(config)
-print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{config.data.image_size}, "
-      f"{config.train.steps} steps of batch {config.train.batch_size}")
+config, data = hl.setup("hybrid", PROFILE, SEED)
 
 # %% [markdown]
 # ## Sweep
@@ -67,8 +57,8 @@ print(f"profile {profile}: {config.data.dataset} at {config.data.image_size}x{co
 # %%
 import math
 
-from hybridlib.report import lambda_sweep
-rows = lambda_sweep(profile, lams=(0.1, 0.3, 1.0, 3.0), seed=SEED)
+from hybridlib.experiments import lambda_sweep
+rows = lambda_sweep(config, lams=(0.1, 0.3, 1.0, 3.0))
 generative_bits = rows[0]["test_bits_per_dim"]
 for r in rows:
     bits = "–" if math.isinf(r["lam"]) else \
@@ -82,7 +72,7 @@ for r in rows:
 
 # %%
 from hybridlib.report import tradeoff_figure
-tradeoff_figure(rows, profile);  # also saved as results/<profile>/figures/tradeoff.png
+tradeoff_figure(rows, config.profile);  # also saved as results/<profile>/figures/tradeoff.png
 
 # %% [markdown]
 # **Exercise.** At which λ is the linear probe best in this sweep? (Write `math.inf` for contrastive-only.) Then ask yourself: is there a λ that beats both endpoints on both the probe and OOD detection?
