@@ -95,7 +95,7 @@ class TrainConfig:
     jitter: float = 0.4  # brightness/contrast jitter strength
     checkpoint_every: int = 20
     log_every: int = 5
-    precision: str = "auto"  # "auto" (by the hardware: see precision.py), "fp32", "bf16" or "fp16"
+    precision: str = "auto"  # "auto" (by the hardware: see hardware.py), "fp32", "bf16" or "fp16"
     compile: bool = False  # torch.compile the training step: compiling once, then faster steps (`make bench`)
 
 
@@ -166,8 +166,8 @@ def _profile(name: str) -> Config:
         train = TrainConfig(steps=500, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
                             compile=True)
     elif name == "gpu-small":
-        # 16x16 pixels (256 tokens) and d=256: about 17 GFLOP per hybrid training image, so each training
-        # notebook fits a class slot on a T4 (docs/profiles.md has the arithmetic)
+        # 16x16 pixels (256 tokens) and d=256: each training notebook fits a class slot on a T4
+        # (docs/profiles.md has the arithmetic)
         data = DataConfig(dataset="cifar10", image_size=16, palette_size=512, patch_size=1)
         model = ModelConfig(d_model=256, n_head=4, n_encoder_layers=4, n_decoder_layers=2, proj_dim=128)
         train = TrainConfig(steps=2000, batch_size=128, warmup_steps=100, lr=6e-4, checkpoint_every=250,
@@ -183,7 +183,7 @@ def _profile(name: str) -> Config:
     return Config(profile=name, data=data, model=model, train=train, eval=_profile_eval(name))
 
 
-LARGE_GPU_MEMORY_GB = 40  # the gpu profile's hybrid peaks at 31 GB allocated (H200 check), plus the allocator's reserve
+LARGE_GPU_MEMORY_GB = 40  # the gpu profile's measured peak (results/gpu-check/) plus the allocator's reserve
 
 
 def is_large_gpu(device: int = 0) -> bool:
@@ -241,7 +241,7 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
 
 # Sanity bounds, so that no configuration (a typo, or a checkpoint from elsewhere) can ask for more
 # memory than a machine has before anything is allocated; the profiles are far below them.
-MAX_SEED = 2**32  # seeds are mixed into 64-bit generator seeds (train.BatchSampler, train.step_generator)
+MAX_SEED = 2**32  # seeds are mixed into 64-bit generator seeds (step.BatchSampler, step.step_generator)
 MAX_VOCAB_BITS = 24  # at most 2**24 distinct tokens
 MAX_SEQ_LEN = 4096  # image tokens per image
 MAX_PARAMETERS = 10**9

@@ -103,8 +103,7 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = Non
 @functools.cache
 def cpu_bf16_is_faster() -> bool:
     """Native bf16 kernels whose matrix products beat fp32's by ``BF16_MIN_SPEEDUP`` here (about a second,
-    once per process). The known machines sit far from the threshold: AVX512-BF16 on an AMD EPYC runs
-    bf16 about 2.3x faster than fp32; a virtual machine on an Intel Xeon that hides AMX, about 0.6x."""
+    once per process; the machines measured so far sit far from the threshold: docs/benchmarks.md)."""
     if not cpu_has_fast_bf16():
         return False
     cpu = torch.device("cpu")

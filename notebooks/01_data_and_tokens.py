@@ -22,33 +22,26 @@
 # - see the data set each profile uses and how an image becomes a sequence of tokens and back, exactly;
 # - understand why a token is a 2x2 patch of grey levels on the cpu profile (sequence length vs vocabulary);
 # - see the augmented views that contrastive learning compares.
-
-# %% [markdown]
-# On Colab the next cell installs the library; on your machine (`make lab`) it does nothing.
-
-# %%
-# On Colab: install hybridlib (Runtime > Change runtime type > GPU picks a GPU profile). Elsewhere: nothing.
-import subprocess, sys
-if "google.colab" in sys.modules:
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"], capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise SystemExit("could not install hybridlib from https://github.com/hybridlib/hybridlib (" + (pip.stderr.strip().splitlines() or ["?"])[-1]
-                         + "): upload a copy of the repository to Colab and run `!pip install ./hybridlib`, then rerun this cell")
-
-# %% [markdown]
-# **Parameters.** Papermill and `make reproduce` set the profile through `HYBRIDLIB_PROFILE`: `smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU; `auto` picks by the hardware.
+#
+# **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
+# `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
+# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. The setup cell after
+# it installs the library on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the
+# kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (by the hardware); or "smoke", "cpu", "gpu-small", "gpu"
-SEED = 0
+PROFILE, SEED = None, 0
 
 # %% [markdown]
-# **Setup**: one cell for the profile, the seed, the data and the paths.
+# **Setup**: the configuration, resolved once, and the data.
 
 # %%
 # %matplotlib inline
-import torch
+import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
+if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
+    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
 import hybridlib as hl
+import torch
 from hybridlib import plots
 
 config, data = hl.setup("hybrid", PROFILE, SEED)

@@ -22,35 +22,27 @@
 # - combine the two objectives, L = L_gen + λ·L_con, with one forward pass per view;
 # - follow both terms during training;
 # - check that the hybrid still generates.
-
-# %% [markdown]
-# On Colab the next cell installs the library; on your machine (`make lab`) it does nothing.
-
-# %%
-# On Colab: install hybridlib (Runtime > Change runtime type > GPU picks a GPU profile). Elsewhere: nothing.
-import subprocess, sys
-if "google.colab" in sys.modules:
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"], capture_output=True, text=True)
-    if pip.returncode != 0:
-        raise SystemExit("could not install hybridlib from https://github.com/hybridlib/hybridlib (" + (pip.stderr.strip().splitlines() or ["?"])[-1]
-                         + "): upload a copy of the repository to Colab and run `!pip install ./hybridlib`, then rerun this cell")
-
-# %% [markdown]
-# **Parameters.** Papermill and `make reproduce` set the profile through `HYBRIDLIB_PROFILE`: `smoke` runs in seconds, `cpu` gives real results on a laptop, `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU; `auto` picks by the hardware.
+#
+# **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
+# `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
+# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
+# profile's budget; fewer give a quick live run, kept apart from the full run. `OVERRIDES` takes any other setting of
+# `hybridlib.get_config`, e.g. `{"lam": 0.3, "temperature": 0.5}`. The setup cell after it installs the library on
+# Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE = None  # None: $HYBRIDLIB_PROFILE, else "auto" (by the hardware); or "smoke", "cpu", "gpu-small", "gpu"
-SEED = 0
-STEPS = None  # None: the profile's budget; fewer for a quick live run (kept apart from the full run)
-OVERRIDES = {}  # any other setting of hybridlib.get_config, e.g. {"lam": 0.3, "temperature": 0.5}
+PROFILE, SEED, STEPS, OVERRIDES = None, 0, None, {}
 
 # %% [markdown]
-# **Setup**.
+# **Setup**: the configuration, resolved once, and the data.
 
 # %%
 # %matplotlib inline
-import torch
+import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
+if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
+    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
 import hybridlib as hl
+import torch
 from hybridlib import plots
 
 config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, **OVERRIDES)

@@ -37,12 +37,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-from hybridlib.bench import model_flops_per_step, run_benchmarks  # noqa: E402
+from hybridlib.bench import run_benchmarks  # noqa: E402
 from hybridlib.config import GPU_PROFILES, OBJECTIVES, get_config  # noqa: E402
 from hybridlib.data import load_dataset, prepare_data  # noqa: E402
 from hybridlib.errors import DataError  # noqa: E402
+from hybridlib.flops import model_flops_per_step  # noqa: E402
 from hybridlib.paths import results_dir, runs_dir  # noqa: E402
-from hybridlib.precision import autocast_dtype, matmul_peak  # noqa: E402
+from hybridlib.hardware import autocast_dtype, matmul_peak  # noqa: E402
 from hybridlib.train import train  # noqa: E402
 
 
