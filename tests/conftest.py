@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests are offline and use the embedded digits (smoke profile) only."""
+"""Shared fixtures and helpers. Tests are offline and use the embedded digits (smoke profile) only; the
+environment they run in (where runs and results go) is set for every test and notebook by ../conftest.py."""
 from __future__ import annotations
 
 import os
@@ -12,16 +13,6 @@ from hybridlib.config import get_config
 from hybridlib.data import prepare_data
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_dirs(tmp_path_factory):
-    """Keep runs and results of tests out of the checkout (data stays shared: it is read-only here)."""
-    base = tmp_path_factory.mktemp("hybridlib")
-    os.environ["HYBRIDLIB_RUNS"] = str(base / "runs")
-    os.environ["HYBRIDLIB_RESULTS"] = str(base / "results")
-    os.environ.setdefault("HYBRIDLIB_PROFILE", "smoke")
-    yield
 
 
 @pytest.fixture(scope="session")
