@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from hybridlib.cli import main
 from hybridlib.config import get_config
 from hybridlib.data import prepare_data
 
@@ -36,3 +37,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 def state_dicts_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def cli(capsys, *args) -> tuple[int, str, list[str]]:
+    """Run the command line in this process: (exit status, stdout, stderr lines)."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:  # argparse
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+def assert_one_line_error(result, message, code=1):
+    status, _, err = result
+    assert status == code and len(err) == 1 and message in err[0], err

@@ -18,14 +18,13 @@ import pytest
 import torch
 
 from hybridlib.checkpoint import load_checkpoint, load_model, save_checkpoint
-from hybridlib.cli import main
 from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, NonFiniteLossError
 from hybridlib.evaluate import evaluate_checkpoint, eval_config_for
 from hybridlib.rundir import hold_run_dir
 from hybridlib.train import read_history, train
 
-from conftest import python_cmd, state_dicts_equal, subprocess_env
+from conftest import assert_one_line_error, cli, python_cmd, state_dicts_equal, subprocess_env
 
 TRAIN = ["-m", "hybridlib", "train", "--objective", "hybrid", "--profile", "smoke", "--no-progress",
          "--checkpoint-every", "10", "--log-every", "5"]
@@ -172,21 +171,6 @@ def test_torchrun_two_cpu_processes_train_checkpoint_once_and_resume(tmp_path):
 # mistake is one line on stderr and a non-zero exit; no checkpoint ever holds non-finite weights.
 
 SMOKE = ["train", "--objective", "generative", "--profile", "smoke", "--no-progress"]
-
-
-def cli(capsys, *args):
-    """Run the command line in this process: (exit status, stdout, stderr lines)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err.strip().splitlines()
-
-
-def assert_one_line_error(result, message, code=1):
-    status, _, err = result
-    assert status == code and len(err) == 1 and message in err[0], err
 
 
 @pytest.fixture(scope="module")
