@@ -34,7 +34,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(capsys, args, message, code):
 
 @pytest.mark.parametrize("args, code, message", [
     pytest.param(["evaluate", "--ckpt", "/no/such/checkpoint.pt"], 1,
-                 "hybridlib: error: no checkpoint at /no/such/checkpoint.pt", id="error"),
+                 "hybridlib: error: no checkpoint at /no/such/checkpoint.pt", id="error", marks=pytest.mark.slow),
     pytest.param(["train", "--objective", "jigsaw"], 2,
                  "hybridlib train: error: argument --objective: invalid choice: 'jigsaw'", id="usage"),
 ])
@@ -45,6 +45,7 @@ def test_the_process_exits_with_the_status_and_one_line_on_stderr(args, code, me
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_train_refuse_resume_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     base = ["train", "--objective", "hybrid", "--profile", "smoke", "--out", str(out), "--no-progress"]

@@ -136,6 +136,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, smoke_data):
     config = get_config("smoke", "hybrid", steps=20)
     results = []
@@ -233,6 +234,7 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path, capsys):
     assert cli(capsys, *SMOKE, "--steps", "2", "--out", run)[0] == 0  # released at the end of the block
 
 
+@pytest.mark.slow
 def test_a_second_training_is_refused_and_a_killed_one_leaves_nothing_stuck(tmp_path, capsys):
     run = tmp_path / "run"
     proc = subprocess.Popen(python_cmd("-m", "hybridlib", *SMOKE, "--steps", "100000", "--checkpoint-every", "5",
