@@ -10,11 +10,12 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-browser reproduce lab bench gpu-check seeds tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds tradeoff data notebooks clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
 	@echo "make test                              unit tests + every notebook through nbval (smoke profile, offline)"
+	@echo "make test-fast                         the unit tests without the slow ones (over ~3 s each), no notebooks: the edit loop"
 	@echo "make test-browser                      JupyterLab in headless Chromium runs a notebook (smoke profile)"
 	@echo "make lab                               JupyterLab on the notebooks"
 	@echo "make bench                             training-step benchmark -> results/bench.json"
@@ -36,6 +37,9 @@ venv: $(STAMP)
 test: $(STAMP)
 	HYBRIDLIB_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		-p no:cacheprovider --ignore=tests/browser tests notebooks
+
+test-fast: $(STAMP)
+	HYBRIDLIB_PROFILE=smoke $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider --ignore=tests/browser tests
 
 # Chromium and its driver come from the system's packages (Debian: chromium, chromium-driver), installed here
 # when missing and possible (root with apt-get); without them the test says so in one line and is skipped.

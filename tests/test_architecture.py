@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hybridlib
 
 PACKAGE = Path(hybridlib.__file__).parent
@@ -60,6 +62,7 @@ def test_imports_are_at_the_top():
     assert local <= LOCAL_IMPORTS_ALLOWED, f"imports inside functions: {sorted(local - LOCAL_IMPORTS_ALLOWED)}"
 
 
+@pytest.mark.slow
 def test_every_module_imports_on_its_own():
     code = ("import importlib, sys\n"
             f"for m in {MODULES!r}:\n"

@@ -4,46 +4,63 @@ import subprocess
 import pytest
 import torch
 
-from conftest import python_cmd, subprocess_env
+from conftest import cli, python_cmd, subprocess_env
 
 
-def run(*args, check=False):
+def run(*args):
+    """``python -m hybridlib ARGS`` in a new interpreter (a CompletedProcess: returncode, stdout, stderr)."""
     return subprocess.run(python_cmd("-m", "hybridlib", *args), capture_output=True, text=True, env=subprocess_env())
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--objective", "jigsaw", "--profile", "smoke"], "choose from 'contrastive', 'generative', 'hybrid'"),
-    (["train", "--objective", "hybrid", "--profile", "laptop"], "choose from 'smoke', 'cpu', 'gpu-small', 'gpu', 'auto'"),
-    (["train", "--objective", "hybrid", "--steps", "0"], "must be positive, got 0"),
-    (["train", "--objective", "hybrid", "--batch-size", "-2"], "must be positive, got -2"),
-    (["train", "--objective", "hybrid", "--steps", "ten"], "'ten' is not an integer"),
-    (["train", "--objective", "hybrid", "--dataset", "imagenet"], "choose from 'digits'"),
-    (["evaluate", "--ckpt", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt"),
-    (["fetch-data", "imagenet"], "choose from 'digits'"),
-    pytest.param(["bench", "--profiles", "gpu"], "needs CUDA", marks=pytest.mark.skipif(
+# What the command line says, in this process (each interpreter started pays for importing torch); that
+# the process exits with the status and the one line is tested below, once for each kind of exit.
+@pytest.mark.parametrize("args, message, code", [
+    (["train", "--objective", "jigsaw", "--profile", "smoke"], "choose from 'contrastive', 'generative', 'hybrid'", 2),
+    (["train", "--objective", "hybrid", "--profile", "laptop"],
+     "choose from 'smoke', 'cpu', 'gpu-small', 'gpu', 'auto'", 2),
+    (["train", "--objective", "hybrid", "--steps", "0"], "must be positive, got 0", 2),
+    (["train", "--objective", "hybrid", "--batch-size", "-2"], "must be positive, got -2", 2),
+    (["train", "--objective", "hybrid", "--steps", "ten"], "'ten' is not an integer", 2),
+    (["train", "--objective", "hybrid", "--dataset", "imagenet"], "choose from 'digits'", 2),
+    (["evaluate", "--ckpt", "/no/such/checkpoint.pt"], "no checkpoint at /no/such/checkpoint.pt", 1),
+    (["fetch-data", "imagenet"], "choose from 'digits'", 2),
+    pytest.param(["bench", "--profiles", "gpu"], "needs CUDA", 1, marks=pytest.mark.skipif(
         torch.cuda.is_available(), reason="CUDA is present")),
 ])
-def test_bad_input_is_one_line_and_a_non_zero_exit(args, message):
+def test_bad_input_is_one_line_and_a_non_zero_exit(capsys, args, message, code):
+    status, _, err = cli(capsys, *args)
+    assert status == code and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("args, code, message", [
+    pytest.param(["evaluate", "--ckpt", "/no/such/checkpoint.pt"], 1,
+                 "hybridlib: error: no checkpoint at /no/such/checkpoint.pt", id="error", marks=pytest.mark.slow),
+    pytest.param(["train", "--objective", "jigsaw"], 2,
+                 "hybridlib train: error: argument --objective: invalid choice: 'jigsaw'", id="usage"),
+])
+def test_the_process_exits_with_the_status_and_one_line_on_stderr(args, code, message):
     result = run(*args)
-    assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
+    assert result.returncode == code and result.stdout == "", result.stdout
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
-def test_train_refuse_resume_evaluate(tmp_path):
+@pytest.mark.slow
+def test_train_refuse_resume_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     base = ["train", "--objective", "hybrid", "--profile", "smoke", "--out", str(out), "--no-progress"]
-    first = run(*base, "--steps", "10")
-    assert first.returncode == 0 and "to step 10" in first.stdout, first.stderr
-    again = run(*base, "--steps", "10")
-    assert again.returncode == 1 and "already holds a run" in again.stderr
-    more = run(*base, "--steps", "20", "--resume")
-    assert more.returncode == 0 and "to step 20" in more.stdout
-    evaluated = run("evaluate", "--ckpt", str(out / "checkpoint.pt"), "--no-progress")
-    assert evaluated.returncode == 0, evaluated.stderr
+    code, stdout, err = cli(capsys, *base, "--steps", "10")
+    assert code == 0 and "to step 10" in stdout, err
+    code, _, err = cli(capsys, *base, "--steps", "10")
+    assert code == 1 and "already holds a run" in "\n".join(err)
+    code, stdout, err = cli(capsys, *base, "--steps", "20", "--resume")
+    assert code == 0 and "to step 20" in stdout, err
+    code, _, err = cli(capsys, "evaluate", "--ckpt", str(out / "checkpoint.pt"), "--no-progress")
+    assert code == 0, err
     results = json.loads((out / "evaluation.json").read_text())
     assert results["objective"] == "hybrid" and 0 <= results["linear_probe_acc"] <= 1
-    table = run("evaluate", "--ckpt", str(out), "--baselines", "--out", str(tmp_path / "all.json"), "--no-progress")
-    assert table.returncode == 0, table.stderr
-    assert "| hybrid |" in table.stdout and "| raw_pixels |" in table.stdout and "| random_init |" in table.stdout
+    code, stdout, err = cli(capsys, "evaluate", "--ckpt", str(out), "--baselines", "--out", str(tmp_path / "all.json"),
+                            "--no-progress")
+    assert code == 0, err
+    assert "| hybrid |" in stdout and "| raw_pixels |" in stdout and "| random_init |" in stdout
     assert set(json.loads((tmp_path / "all.json").read_text())["models"]) == {"hybrid", "raw_pixels", "random_init"}

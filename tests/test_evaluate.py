@@ -76,6 +76,7 @@ def trained_run(tmp_path_factory, smoke_data):
     return out
 
 
+@pytest.mark.slow
 def test_evaluation_leaves_the_encoder_frozen(trained_run, smoke_data):
     from hybridlib.checkpoint import load_model
 
@@ -85,6 +86,7 @@ def test_evaluation_leaves_the_encoder_frozen(trained_run, smoke_data):
     assert state_dicts_equal(before, model.state_dict())
 
 
+@pytest.mark.slow
 def test_one_call_evaluates_every_axis_and_saves_json(trained_run, smoke_data, tmp_path):
     r = evaluate_checkpoint(trained_run, device="cpu", progress=False, cfg=TINY, data=smoke_data)
     for key in SUMMARY_KEYS + ("test_bits_per_dim",):
@@ -98,6 +100,7 @@ def test_one_call_evaluates_every_axis_and_saves_json(trained_run, smoke_data, t
     assert loaded["objective"] == "hybrid" and loaded["step"] == 30
 
 
+@pytest.mark.slow
 def test_baselines(smoke_data):
     b = evaluate_baselines(dataclasses.replace(get_config("smoke"), eval=TINY), smoke_data, progress=False)
     assert set(b) == {"raw_pixels", "random_init"}

@@ -19,6 +19,7 @@ def _fake_rgb(name, root=None, download=True):
     return ImageData(name, images(64), labels(64), images(32), labels(32), [str(i) for i in range(10)])
 
 
+@pytest.mark.slow
 def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch):
     from hybridlib import evaluate as evaluate_mod
 
@@ -39,6 +40,7 @@ def test_gpu_profile_trains_and_evaluates_with_tiny_shapes(tmp_path, monkeypatch
     assert 0 < r["test_bits_per_dim"] < 8
 
 
+@pytest.mark.slow
 def test_a_training_notebook_runs_at_the_small_gpu_profiles_shapes(tmp_path):
     """Notebook 2 under gpu-small (16x16 images: 256 tokens, d = 256, 4 + 2 blocks) on the CPU, for two
     steps of a small batch, on 256 of the embedded digits since CIFAR-10 is not downloaded in tests."""

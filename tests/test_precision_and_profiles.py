@@ -108,6 +108,7 @@ def test_compiling_on_cuda_needs_triton_and_a_supported_gpu(monkeypatch, capabil
     assert can_compile(CUDA) is expected
 
 
+@pytest.mark.slow
 def test_fp16_with_loss_scaling_trains_and_resumes_exactly(tmp_path, smoke_data):
     config = get_config("smoke", "hybrid", steps=8, checkpoint_every=4, log_every=4, precision="fp16")
     full = train(config, tmp_path / "full", progress=False, data=smoke_data, device="cpu")
@@ -147,6 +148,7 @@ def _compile_that_fails(where):
 
 
 @pytest.mark.parametrize("where", ["forward", "backward"])
+@pytest.mark.slow
 def test_a_failing_compile_warns_once_and_trains_eagerly(tmp_path, smoke_data, monkeypatch, where):
     eager = train(get_config("smoke", "hybrid", steps=6, log_every=3), tmp_path / "eager", progress=False,
                   data=smoke_data, device="cpu")
@@ -185,6 +187,7 @@ def test_only_a_first_compiled_step_falls_back_and_our_errors_never_do(tmp_path,
               data=smoke_data, device="cpu")
 
 
+@pytest.mark.slow
 def test_fp16_overflowing_at_every_step_is_an_error_not_a_finished_run(tmp_path, smoke_data, monkeypatch):
     """fp16 loss scaling skips steps with NaN or infinite gradients, so the weights stay finite: the
     collapsing loss scale is what shows that the run stopped learning."""
@@ -201,6 +204,7 @@ def test_fp16_overflowing_at_every_step_is_an_error_not_a_finished_run(tmp_path,
     assert not (tmp_path / "run" / "checkpoint.pt").exists()  # the first checkpoint (step 20) came after it
 
 
+@pytest.mark.slow
 def test_a_missing_model_is_trained_with_a_time_estimate_or_refused_by_name(smoke_data, capsys):
     config = get_config("smoke", "generative", seed=7)
     with pytest.raises(CheckpointError, match="no finished generative model.*03_generative"):
@@ -239,6 +243,7 @@ def test_the_gpu_profiles_keep_the_controlled_comparison():
         assert len({(c.train.steps, c.train.batch_size, c.train.lr) for c in configs}) == 1
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--device", "cpu", "--train", "smoke", "--fp16", "smoke",
                                       "--bench", "--steps", "4", "--fp16-steps", "2", "--out", str(tmp_path)])

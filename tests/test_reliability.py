@@ -18,14 +18,13 @@ import pytest
 import torch
 
 from hybridlib.checkpoint import load_checkpoint, load_model, save_checkpoint
-from hybridlib.cli import main
 from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, NonFiniteLossError
 from hybridlib.evaluate import evaluate_checkpoint
 from hybridlib.rundir import hold_run_dir
 from hybridlib.train import read_history, train
 
-from conftest import python_cmd, state_dicts_equal, subprocess_env
+from conftest import assert_one_line_error, cli, python_cmd, state_dicts_equal, subprocess_env
 
 TRAIN = ["-m", "hybridlib", "train", "--objective", "hybrid", "--profile", "smoke", "--no-progress",
          "--checkpoint-every", "10", "--log-every", "5"]
@@ -137,6 +136,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, 
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, smoke_data):
     config = get_config("smoke", "hybrid", steps=20)
     results = []
@@ -172,21 +172,6 @@ def test_torchrun_two_cpu_processes_train_checkpoint_once_and_resume(tmp_path):
 # mistake is one line on stderr and a non-zero exit; no checkpoint ever holds non-finite weights.
 
 SMOKE = ["train", "--objective", "generative", "--profile", "smoke", "--no-progress"]
-
-
-def cli(capsys, *args):
-    """Run the command line in this process: (exit status, stdout, stderr lines)."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err.strip().splitlines()
-
-
-def assert_one_line_error(result, message, code=1):
-    status, _, err = result
-    assert status == code and len(err) == 1 and message in err[0], err
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +234,7 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(tmp_path, capsys):
     assert cli(capsys, *SMOKE, "--steps", "2", "--out", run)[0] == 0  # released at the end of the block
 
 
+@pytest.mark.slow
 def test_a_second_training_is_refused_and_a_killed_one_leaves_nothing_stuck(tmp_path, capsys):
     run = tmp_path / "run"
     proc = subprocess.Popen(python_cmd("-m", "hybridlib", *SMOKE, "--steps", "100000", "--checkpoint-every", "5",

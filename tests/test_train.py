@@ -14,6 +14,7 @@ from conftest import state_dicts_equal
 
 
 @pytest.mark.parametrize("objective", ["contrastive", "generative", "hybrid"])
+@pytest.mark.slow
 def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, objective):
     config = get_config("smoke", objective, steps=60, checkpoint_every=30, log_every=10)
     result = train(config, tmp_path / "run", progress=False, data=smoke_data)
@@ -31,6 +32,7 @@ def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, object
     assert loaded_config == config and state_dicts_equal(model.state_dict(), result.model.state_dict())
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_equals_uninterrupted(tmp_path, smoke_data, monkeypatch):
     config = get_config("smoke", "hybrid", steps=30, checkpoint_every=10)
     full = train(config, tmp_path / "full", progress=False, data=smoke_data)
@@ -55,6 +57,7 @@ def test_resume_after_a_crash_equals_uninterrupted(tmp_path, smoke_data, monkeyp
     assert [r["step"] for r in read_history(tmp_path / "crashed")] == [r["step"] for r in full.history]
 
 
+@pytest.mark.slow
 def test_existing_run_is_refused_unless_resumed_or_overwritten(tmp_path, smoke_data):
     config = get_config("smoke", "generative", steps=10)
     train(config, tmp_path / "run", progress=False, data=smoke_data)
@@ -75,6 +78,7 @@ def test_a_folder_of_other_files_is_refused(tmp_path, smoke_data):
         train(get_config("smoke", "hybrid", steps=5), tmp_path, progress=False, data=smoke_data)
 
 
+@pytest.mark.slow
 def test_resume_can_extend_a_finished_run(tmp_path, smoke_data):
     train(get_config("smoke", "hybrid", steps=10, checkpoint_every=5), tmp_path, progress=False, data=smoke_data)
     result = train(get_config("smoke", "hybrid", steps=20, checkpoint_every=5), tmp_path, resume=True,
@@ -101,6 +105,7 @@ def test_batch_sampler_covers_each_epoch_once_and_splits_across_ranks():
     assert len(tiny(0)) == 8
 
 
+@pytest.mark.slow
 def test_compiled_step_trains_like_the_eager_one(tmp_path, smoke_data):
     """torch.compile (on for the cpu and gpu profiles) changes speed, not what is learned."""
     eager = train(get_config("smoke", "hybrid", steps=10, log_every=5), tmp_path / "eager", progress=False,
