@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds heads anchors tradeoff data notebooks clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -22,6 +22,8 @@ help:
 	@echo "make gpu-check                         on a CUDA machine: train and benchmark the GPU profiles -> results/gpu-check"
 	@echo "make seeds [SEEDS='0 1 2']             the cpu-profile comparison over several seeds -> results/cpu/seeds.*"
 	@echo "make tradeoff                          the lambda sweep notebook (cpu profile)"
+	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
+	@echo "make anchors                           bits/dim of non-neural predictors of the test set -> results/cpu/anchors.*"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST) if it is missing"
 	@echo "make notebooks                         sync notebooks/*.ipynb with their sources notebooks/*.py (jupytext, outputs kept)"
 
@@ -67,6 +69,12 @@ gpu-check: $(STAMP)
 
 seeds: $(STAMP) data
 	$(BIN)/python -m hybridlib seeds --profile $(PROFILE) --seeds $(SEEDS)
+
+anchors: $(STAMP) data
+	$(BIN)/python -m hybridlib anchors --profile $(PROFILE)
+
+heads: $(STAMP) data
+	$(BIN)/python -m hybridlib heads --profile $(PROFILE)
 
 tradeoff: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE) --notebooks 06_tradeoff.ipynb

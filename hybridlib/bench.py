@@ -8,11 +8,14 @@ For each objective at the cpu profile's shapes (and the GPU profiles' when CUDA 
 - ``reference_img_per_s``: the same step done naively: fp32, minGPT-style attention with an explicit
   mask and softmax, augmentation one image at a time with torchvision, for-loop AdamW;
 - ``speedup`` = their ratio (both measured in the same run: absolute times drift on shared machines);
+- ``head``: the output head (:mod:`hybridlib.heads`); where the profile's tokens are patches of several
+  pixels, both heads are measured, each against the one reference of the original (joint-head) model,
+  so the work the pixel head saves shows in ``speedup`` and ``gflop_per_image``;
 - ``mfu``: model FLOPs per second (counted from the architecture: :mod:`hybridlib.flops`) / the
   measured peak of a large matmul in the step's dtype;
 - ``reference_mfu``: the reference's FLOP/s over the fp32 matmul peak, and ``speedup_at_full_mfu``:
   our dtype's peak over the reference's FLOP/s, the ceiling of ``speedup`` for any implementation of
-  the same model on this machine (``speedup`` = ``mfu`` x ``speedup_at_full_mfu``);
+  the same model on this machine (``speedup`` = ``mfu`` x ``speedup_at_full_mfu`` for the joint head);
 - ``peak_mem_mb``: the step's peak memory above what was allocated before it (CUDA: the allocator's
   peak; CPU: the process's peak resident memory, each case run in its own process).
 
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from .config import GPU_PROFILES, OBJECTIVES, Config, TrainConfig, get_config
+from .config import GPU_PROFILES, HEADS, OBJECTIVES, Config, TrainConfig, get_config
 from .errors import ConfigError
 from .files import write_json
 from .flops import model_flops_per_step
@@ -135,10 +138,11 @@ def _time_steps(step, device: torch.device, batch_size: int, quick: bool) -> dic
     return {"img_per_s": statistics.median(rates), "peak_mem_mb": peak, "first_step_s": first_step_s}
 
 
-def _run_case(objective: str, profile: str, reference: bool, device_name: str, quick: bool) -> dict[str, Any]:
+def _run_case(objective: str, profile: str, head: str, reference: bool, device_name: str, quick: bool
+              ) -> dict[str, Any]:
     """Time one case in this process: its img/s, peak memory, first step, dtype and FLOPs per step."""
     device = torch.device(device_name)
-    config = get_config(profile, objective, **({"precision": "fp32", "compile": False} if reference else {}))
+    config = get_config(profile, objective, head=head, **({"precision": "fp32", "compile": False} if reference else {}))
     step, train_step = _case_step(config, device, reference)
     timed = _time_steps(step, device, config.train.batch_size, quick)
     return {**timed, "dtype": str(train_step.amp_dtype or torch.float32).replace("torch.", ""),
@@ -151,31 +155,33 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def _case_in_subprocess(objective: str, profile: str, reference: bool, device: str, quick: bool,
+def _case_in_subprocess(objective: str, profile: str, head: str, reference: bool, device: str, quick: bool,
                         compile_cache: str | None = None) -> dict[str, Any]:
     """One case in a fresh process (its own peak memory; no warm state); ``compile_cache``: the compiled
     kernels' cache folder it uses (default: the project's, see paths.compile_cache_dir)."""
     code = ("import json,sys; from hybridlib.bench import _run_case; "
-            f"print(json.dumps(_run_case({objective!r}, {profile!r}, {reference}, {device!r}, {quick})))")
+            f"print(json.dumps(_run_case({objective!r}, {profile!r}, {head!r}, {reference}, {device!r}, {quick})))")
     env = {**os.environ, **({"TORCHINDUCTOR_CACHE_DIR": compile_cache} if compile_cache else {})}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ours_cold_and_warm(objective: str, profile: str, device: str, quick: bool) -> tuple[dict[str, Any], float]:
+def _ours_cold_and_warm(objective: str, profile: str, head: str, device: str, quick: bool
+                        ) -> tuple[dict[str, Any], float]:
     """Our case run twice on one fresh compile cache: (the warm run's measurements, the cold run's first step s).
     The first run compiles from nothing, as on a new machine; the second finds the kernels on disk, as every
     later notebook and run does."""
     with tempfile.TemporaryDirectory(prefix="hybridlib-compile-cache-") as cache:
-        cold = _case_in_subprocess(objective, profile, False, device, quick, cache)
+        cold = _case_in_subprocess(objective, profile, head, False, device, quick, cache)
         if not cold["compiled"]:
             return cold, cold["first_step_s"]
-        return _case_in_subprocess(objective, profile, False, device, quick, cache), cold["first_step_s"]
+        return _case_in_subprocess(objective, profile, head, False, device, quick, cache), cold["first_step_s"]
 
 
 def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES,
-                   profiles: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every case of ``profiles`` (default: cpu, and the GPU profiles when CUDA is present), each on its device."""
+                   profiles: list[str] | None = None, heads: tuple[str, ...] = HEADS) -> list[dict[str, Any]]:
+    """Every case of ``profiles`` (default: cpu, and the GPU profiles when CUDA is present), each on its device,
+    with each of ``heads`` the profile's tokens allow."""
     profiles = profiles or ["cpu"] + (list(GPU_PROFILES) if torch.cuda.is_available() else [])
     gpu = [p for p in profiles if p in GPU_PROFILES]
     if gpu and not torch.cuda.is_available():
@@ -184,14 +190,18 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
     peaks: dict[tuple[str, str], float] = {}
     rows = []
     for profile, device in devices:
+        # every output head the profile's tokens allow (pixels: tokens of several pixels), against the one reference
+        # of the original model (the joint head)
+        usable = heads if get_config(profile).model.token_pixels > 1 else ("joint",)
         for objective in objectives:
-            ours, first_step_cold = _ours_cold_and_warm(objective, profile, device, quick)
-            ref = _case_in_subprocess(objective, profile, True, device, quick)
-            for dtype in (ours["dtype"], ref["dtype"]):
-                if (device, dtype) not in peaks:
-                    peaks[device, dtype] = matmul_peak(getattr(torch, dtype), torch.device(device))
-            rows.append(_row(objective, profile, device, ours, ref, first_step_cold, peaks))
-            print(_format_row(rows[-1]), flush=True)
+            ref = _case_in_subprocess(objective, profile, "joint", True, device, quick)
+            for head in usable:
+                ours, first_step_cold = _ours_cold_and_warm(objective, profile, head, device, quick)
+                for dtype in (ours["dtype"], ref["dtype"]):
+                    if (device, dtype) not in peaks:
+                        peaks[device, dtype] = matmul_peak(getattr(torch, dtype), torch.device(device))
+                rows.append(_row(objective, profile, head, device, ours, ref, first_step_cold, peaks))
+                print(_format_row(rows[-1]), flush=True)
     extra = _logged_times()
     out = out or results_dir() / "bench.json"
     write_json(out, rows)
@@ -202,14 +212,15 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
     return rows
 
 
-def _row(objective: str, profile: str, device: str, ours: dict[str, Any], ref: dict[str, Any],
+def _row(objective: str, profile: str, head: str, device: str, ours: dict[str, Any], ref: dict[str, Any],
          first_step_cold: float, peaks: dict[tuple[str, str], float]) -> dict[str, Any]:
     """One case's line of bench.json from our and the reference's measurements."""
     peak, ref_peak = peaks[device, ours["dtype"]], peaks[device, ref["dtype"]]
     flops_per_s = ours["flops_per_step"] * ours["img_per_s"] / ours["batch_size"]
     ref_flops_per_s = ref["flops_per_step"] * ref["img_per_s"] / ref["batch_size"]
     return {
-        "case": f"{objective}/{profile}", "objective": objective, "profile": profile, "device": device,
+        "case": f"{objective}/{profile}" + ("" if head == "joint" else f"/{head}"), "objective": objective,
+        "profile": profile, "head": head, "device": device,
         "dtype": ours["dtype"], "img_per_s": round(ours["img_per_s"], 1),
         "reference_img_per_s": round(ref["img_per_s"], 1),
         "speedup": round(ours["img_per_s"] / ref["img_per_s"], 2),
@@ -228,7 +239,7 @@ def _row(objective: str, profile: str, device: str, ours: dict[str, Any], ref: d
 
 
 def _format_row(r: dict[str, Any]) -> str:
-    return (f"{r['case']:22s} {r['device']:4s} {r['dtype']:8s} {r['img_per_s']:8.1f} img/s  reference "
+    return (f"{r['case']:29s} {r['device']:4s} {r['dtype']:8s} {r['img_per_s']:8.1f} img/s  reference "
             f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x (at most {r['speedup_at_full_mfu']:.1f}x)"
             f"  MFU {100 * r['mfu']:5.1f} % of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB"
             + (f"  (compiled; first step {r['first_step_s_cold']:.0f} s cold, {r['first_step_s_warm']:.0f} s with "

@@ -23,15 +23,15 @@ from typing import Sequence
 
 from .bench import run_benchmarks
 from .checkpoint import load_checkpoint
-from .config import DATASETS, GPU_PROFILES, OBJECTIVES, PROFILE_CHOICES, Config, get_config
+from .config import DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, PROFILE_CHOICES, Config, get_config
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
 from .evaluate import evaluate_baselines, evaluate_checkpoint
-from .experiments import evaluate_all, run_seeds
+from .experiments import bits_anchors, compare_heads, evaluate_all, run_seeds
 from .files import write_json
 from .hardware import PRECISIONS, resolve_device
 from .paths import data_dir, run_dir_for
-from .report import markdown_table, seeds_markdown, write_summary
+from .report import anchors_markdown, heads_markdown, markdown_table, seeds_markdown, write_summary
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
 from .train import train
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lam", type=_non_negative_float, help="hybrid weight of the contrastive loss")
     t.add_argument("--temperature", type=_positive_float, help="NT-Xent temperature")
     t.add_argument("--generative-input", choices=("views", "clean"))
+    t.add_argument("--head", choices=HEADS, help="joint: one softmax over all token values; pixels: a token's pixels "
+                   "one by one (the same exact likelihood, far fewer outputs)")
     t.add_argument("--precision", choices=PRECISIONS,
                    help="default auto: bf16 where the hardware has it, fp16 with loss scaling on older GPUs, else fp32")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -117,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     sd.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2])
 
+    hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "
+                        "-> results/PROFILE/heads.*")
+    hd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    hd.add_argument("--seed", type=_non_negative_int, default=0)
+
+    an = sub.add_parser("anchors", help="bits/dim of non-neural predictors of the test set -> results/PROFILE/anchors.*")
+    an.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+
     rp = sub.add_parser("reproduce", help="run the notebooks headless with papermill (what `make reproduce` does)")
     rp.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     rp.add_argument("--notebooks", nargs="+", default=None, help="file names in notebooks/ (default: 01 to 05)")
@@ -133,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> None:
     config = get_config(
         args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-        lam=args.lam, temperature=args.temperature, generative_input=args.generative_input,
+        lam=args.lam, temperature=args.temperature, generative_input=args.generative_input, head=args.head,
         precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, n_train=args.n_train, dataset=args.dataset,
     )
@@ -232,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args.profile, args.seed)
         elif args.command == "seeds":
             print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
+        elif args.command == "heads":
+            print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed))))
+        elif args.command == "anchors":
+            print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":
             run_notebooks(args.profile, args.notebooks or DEFAULT_NOTEBOOKS)
         elif args.command == "bench":

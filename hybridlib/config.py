@@ -31,6 +31,7 @@ PROFILES = ("smoke", "cpu", *GPU_PROFILES)
 PROFILE_CHOICES = PROFILES + ("auto",)
 DATASETS = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "svhn")
 RGB_DATASETS = ("cifar10", "cifar100", "svhn")
+HEADS = ("joint", "pixels")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ class DataConfig:
         return (self.image_size // self.patch_size) ** 2
 
     @property
+    def token_shape(self) -> dict[str, int]:
+        """What the model's token settings follow: vocabulary, tokens per image, and a token as
+        ``token_pixels`` values of ``pixel_levels`` levels each (an RGB palette token: one value)."""
+        pixels, levels = (1, self.palette_size) if self.channels == 3 else (self.patch_size**2, self.levels)
+        return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, "pixel_levels": levels, "token_pixels": pixels}
+
+    @property
     def dims_per_token(self) -> int:
         """Pixel-channel values one token stands for: bits/dim divides by this."""
         return self.patch_size**2 * self.channels
@@ -74,6 +82,10 @@ class ModelConfig:
     n_decoder_layers: int = 1
     proj_dim: int = 32  # output size of the contrastive projection head
     dropout: float = 0.0
+    head: str = "joint"  # "joint": one softmax over all token values; "pixels": a token's pixels one by one (heads.py)
+    pixel_levels: int = 256  # a token is token_pixels values of pixel_levels levels (both follow the data)
+    token_pixels: int = 1
+    head_width: int = 1  # the pixel head's hidden layer: head_width x d_model units
 
 
 @dataclass(frozen=True)
@@ -139,12 +151,20 @@ class Config:
             return cls(
                 profile=d["profile"],
                 data=DataConfig(**d["data"]),
-                model=ModelConfig(**d["model"]),
+                model=ModelConfig(**_with_token_shape(d["model"], DataConfig(**d["data"]))),
                 train=TrainConfig(**d["train"]),
                 eval=evaluation,
             )
         except (KeyError, TypeError) as e:
             raise ConfigError(f"not a hybridlib configuration ({e}); was it written by another version?") from e
+
+
+def _with_token_shape(model: dict[str, Any], data: DataConfig) -> dict[str, Any]:
+    """A model dict written before ``pixel_levels`` and ``token_pixels`` existed gets them from its data."""
+    if "pixel_levels" in model and "token_pixels" in model:
+        return model
+    _check_data(data)  # before data.token_shape: see get_config
+    return {**data.token_shape, **model}
 
 
 def _profile_eval(name: str) -> EvalConfig:
@@ -179,7 +199,7 @@ def _profile(name: str) -> Config:
                             compile=True)
     else:
         raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
-    model = replace(model, vocab_size=data.vocab_size, seq_len=data.seq_len)
+    model = replace(model, **data.token_shape)
     return Config(profile=name, data=data, model=model, train=train, eval=_profile_eval(name))
 
 
@@ -231,8 +251,7 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
     _check_data(data)  # before data.vocab_size: a huge patch_size would make levels ** patch_size**2 run for ever
     model = replace(config.model, **updates["model"])
     if updates["data"]:  # token shape follows the data unless set explicitly
-        model = replace(model, vocab_size=updates["model"].get("vocab_size", data.vocab_size),
-                        seq_len=updates["model"].get("seq_len", data.seq_len))
+        model = replace(model, **{k: updates["model"].get(k, v) for k, v in data.token_shape.items()})
     config = Config(profile=config.profile, data=data, model=model, train=replace(config.train, **updates["train"]),
                     eval=replace(config.eval, **updates["eval"]))
     validate(config)
@@ -251,8 +270,12 @@ def parameter_count(m: ModelConfig) -> int:
     """The number of parameters of ``HybridTransformer(m)``, computed without building it."""
     d = m.d_model
     block = 12 * d * d + 13 * d  # two LayerNorms, qkv, attention projection, 4x MLP
+    pixels, levels = m.token_pixels, m.pixel_levels
+    w = m.head_width * d
+    head = m.vocab_size * d if m.head == "joint" else d * w + w + pixels * levels * w + pixels * w + pixels * w * levels \
+        + pixels * levels
     return ((m.vocab_size + 1) * d + (m.seq_len + 1) * d + (m.n_encoder_layers + m.n_decoder_layers) * block
-            + 2 * d + d * d + d + d * m.proj_dim + m.proj_dim + 2 * d + m.vocab_size * d)
+            + 2 * d + d * d + d + d * m.proj_dim + m.proj_dim + 2 * d + head)
 
 
 _TYPE_WORDS = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string",
@@ -334,7 +357,8 @@ def validate(config: Config) -> None:
     if t.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {t.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     positive = {
-        "d_model": m.d_model, "n_head": m.n_head, "n_encoder_layers": m.n_encoder_layers, "proj_dim": m.proj_dim,
+        "d_model": m.d_model, "n_head": m.n_head, "head_width": m.head_width, "n_encoder_layers": m.n_encoder_layers,
+        "proj_dim": m.proj_dim,
         "steps": t.steps, "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
         "checkpoint_every": t.checkpoint_every, "log_every": t.log_every,
     }
@@ -348,9 +372,14 @@ def validate(config: Config) -> None:
             raise ConfigError(f"{name} must be zero or positive, got {value!r}")
     if t.seed >= MAX_SEED:
         raise ConfigError(f"seed must be below 2**32, got {t.seed}")
-    if m.vocab_size != d.vocab_size or m.seq_len != d.seq_len:
+    shape = d.token_shape
+    if {k: getattr(m, k) for k in shape} != shape:
         raise ConfigError(f"the model's vocab_size {m.vocab_size} and seq_len {m.seq_len} must be the data's "
-                          f"{d.vocab_size} and {d.seq_len}; leave them unset and they follow the data")
+                          f"{d.vocab_size} and {d.seq_len}, with tokens of {m.token_pixels} values of {m.pixel_levels} "
+                          f"levels (the data's: {shape['token_pixels']} of {shape['pixel_levels']}); leave them unset "
+                          "and they follow the data")
+    if m.head not in HEADS:
+        raise ConfigError(f"unknown head {m.head!r}; choose one of: {', '.join(HEADS)}")
     if m.d_model % m.n_head:
         raise ConfigError(f"d_model {m.d_model} is not divisible by n_head {m.n_head}")
     if parameter_count(m) > MAX_PARAMETERS:
@@ -375,6 +404,6 @@ def validate(config: Config) -> None:
 
 
 __all__ = [
-    "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
+    "HEADS", "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
     "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
 ]

@@ -32,7 +32,7 @@ from .config import Config, EvalConfig
 from .corruptions import CORRUPTIONS, corrupt
 from .data import PreparedData, load_dataset, prepare_data, resize
 from .errors import DataError
-from .losses import image_bits_per_dim
+from .losses import bits_per_dim
 from .model import HybridTransformer
 from .hardware import autocast, autocast_dtype, resolve_device
 
@@ -121,7 +121,8 @@ def model_embedding(model: HybridTransformer, data: PreparedData, batch_size: in
                 h = model.forward_encoder(tokens)
                 features.append(model.representation(h).float().cpu())
                 if with_bits:
-                    bits.append(image_bits_per_dim(model.forward_decoder(h), tokens, data.config.dims_per_token).cpu())
+                    nll = model.next_token_nll(h, tokens).float().mean(dim=1)  # (B,) nats per token of each image
+                    bits.append(bits_per_dim(nll, data.config.dims_per_token).cpu())
         return torch.cat(features), torch.cat(bits) if with_bits else None
 
     return embed

@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import math
 import platform
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .anchors import bits_per_dim_anchors
 from .claims import judge_all
 from .config import OBJECTIVES, Config
 from .data import PreparedData, prepare_data
 from .evaluate import evaluate_baselines, evaluate_model
 from .files import write_json, write_text
 from .paths import results_dir
-from .report import COLUMNS, seeds_markdown, write_summary
+from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
 from .train import ensure_trained
 
 
@@ -106,3 +108,45 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
     write_json(results_dir() / config.profile / "tradeoff.json",
                {"profile": config.profile, "seed": config.train.seed, "rows": rows})
     return rows
+
+
+def compare_heads(config: Config, progress: bool = True) -> dict[str, Any]:
+    """The two output heads (:mod:`hybridlib.heads`) for the generative and hybrid objectives: the joint
+    head at ``config``'s steps, the pixel head at the same steps and at the same training time (its steps
+    scaled by the two runs' measured steady-state images per second). Every run is evaluated on every
+    axis; written to results/<profile>/heads.json and heads.md."""
+    data = prepare_data(config.data)
+    rows = []
+    for objective in ("generative", "hybrid"):
+        base = config.with_train(objective=objective)
+        runs = {"joint": ensure_trained(replace(base, model=replace(base.model, head="joint")), data, progress)}
+        pixels = replace(base, model=replace(base.model, head="pixels"))
+        runs["pixels"] = ensure_trained(pixels, data, progress)
+        ratio = _img_per_s(runs["pixels"].history) / _img_per_s(runs["joint"].history)
+        equal_time = pixels.with_train(steps=round(base.train.steps * ratio))
+        runs["pixels, equal time"] = ensure_trained(equal_time, data, progress)
+        for name, run in runs.items():
+            r = evaluate_model(run.model, data, f"{objective} {name}", config.eval, progress=progress)
+            rows.append({"objective": objective, "head": name, "steps": run.step,
+                         "img_per_s": _img_per_s(run.history), "train_minutes": run.wall_time_s / 60,
+                         **{k: r.get(k) for k in COLUMNS}})
+    out = {"profile": config.profile, "seed": config.train.seed, "rows": rows}
+    write_json(results_dir() / config.profile / "heads.json", out)
+    write_text(results_dir() / config.profile / "heads.md", heads_markdown(out))
+    return out
+
+
+def _img_per_s(history: list[dict[str, float]]) -> float:
+    """The median logged training throughput: steady state, without the first interval's compiling."""
+    return float(np.median([row["img_per_s"] for row in history[1:]] or [history[0]["img_per_s"]]))
+
+
+def bits_anchors(config: Config) -> dict[str, Any]:
+    """The bits/dim anchors (:mod:`hybridlib.anchors`) of ``config``'s test set, written to
+    results/<profile>/anchors.json and anchors.md."""
+    data = prepare_data(config.data)
+    out = {"profile": config.profile, "dataset": config.data.dataset, "image_size": config.data.image_size,
+           "levels": config.data.levels, "test_images": len(data.test_images), "bits_per_dim": bits_per_dim_anchors(data)}
+    write_json(results_dir() / config.profile / "anchors.json", out)
+    write_text(results_dir() / config.profile / "anchors.md", anchors_markdown(out))
+    return out

@@ -18,16 +18,28 @@ def model_flops_per_step(config: Config) -> float:
     d = m.d_model
     per_block = n * (2 * 12 * d * d + 2 * 2 * n * d)  # QKV + out proj + MLP (12 d^2 MACs), scores + values
     encoder = m.n_encoder_layers * per_block
-    decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * d * m.vocab_size
+    decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * head_macs_per_token(config)
     proj = 2 * (d * d + d * m.proj_dim)
     objective = config.train.objective
     if objective == "contrastive":
         forward = 2 * b * (encoder + proj)
     elif objective == "generative":
         forward = b * (encoder + decoder)
+    elif config.train.generative_input == "clean":  # the encoder also reads the clean images, the decoder only them
+        forward = b * (3 * encoder + decoder + 2 * proj)
     else:
         forward = 2 * b * (encoder + decoder + proj)
     return 3.0 * forward
+
+
+def head_macs_per_token(config: Config) -> int:
+    """Multiply-adds of the output head per predicted token: d x V for one softmax over the vocabulary;
+    d x w (the state's map to the hidden width w) + P x w x L (each pixel's logits) for the pixel-by-pixel head."""
+    m = config.model
+    if m.head == "pixels":
+        w = m.head_width * m.d_model
+        return m.d_model * w + m.token_pixels * w * m.pixel_levels
+    return m.d_model * m.vocab_size
 
 
 def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU, steps: int | None = None

@@ -37,22 +37,9 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(sim, partner)
 
 
-def token_nll(logits: Tensor, targets: Tensor) -> Tensor:
-    """(B, T, V) logits, (B, T) targets -> mean negative log-likelihood in nats per token."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
-
-
 def bits_per_dim(nll_nats_per_token: Tensor | float, dims_per_token: int) -> Tensor | float:
     """Nats per token -> bits per pixel-channel value."""
     return nll_nats_per_token / (math.log(2) * dims_per_token)
-
-
-def image_bits_per_dim(logits: Tensor, targets: Tensor, dims_per_token: int) -> Tensor:
-    """(B, T, V) logits, (B, T) targets -> (B,) bits/dim of each image (an OOD score)."""
-    b, t, v = logits.shape
-    # flattened (B*T, V): a transposed (B, V, T) input is several times slower on the CPU
-    nll = F.cross_entropy(logits.reshape(-1, v).float(), targets.reshape(-1), reduction="none").view(b, t)
-    return nll.mean(dim=1) / (math.log(2) * dims_per_token)
 
 
 def _gather(z: Tensor) -> Tensor:
@@ -99,7 +86,7 @@ class Objective(nn.Module):
             h = h_all[2 * n :] if gen_from_clean else h_all
             gen_tokens = clean if gen_from_clean else both
         if self.objective != "contrastive":
-            out["gen_nll"] = token_nll(m.forward_decoder(h), gen_tokens)
+            out["gen_nll"] = m.next_token_loss(h, gen_tokens)
             out["bits_per_dim"] = bits_per_dim(out["gen_nll"].detach(), self.dims_per_token)
         if self.objective == "generative":
             out["loss"] = out["gen_nll"]

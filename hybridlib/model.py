@@ -3,7 +3,9 @@
     tokens (B, T) --[start token + embeddings]--> (B, T+1, d)
         --> encoder blocks --> h (B, T+1, d) --> LayerNorm, mean over positions --> representation (B, d)
                                                                               --> projection head --> z (B, p)
-        --> decoder blocks --> LayerNorm --> next-token logits (B, T, V)
+        --> decoder blocks --> LayerNorm --> states s (B, T+1, d) --> head --> p(next token | s)
+
+The head (heads.py) is one softmax over all token values, or the token's pixels one by one.
 
 The sequence starts with a learned start token, so the decoder predicts every image token
 (an exact autoregressive likelihood) and the encoder's last position has seen the whole image.
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from .config import ModelConfig
 from .errors import InputError
+from .heads import make_head
 
 
 def check_tokens(tokens: Tensor, vocab_size: int, max_len: int | None = None, name: str = "tokens",
@@ -105,7 +108,7 @@ class HybridTransformer(nn.Module):
         )
         self.decoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_decoder_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head = make_head(cfg)
         self.apply(self._init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
@@ -145,12 +148,16 @@ class HybridTransformer(nn.Module):
             h = block(h)
         return self.ln_f(h)
 
-    def forward_decoder(self, h: Tensor) -> Tensor:
-        """(B, T+1, d) encoder output -> (B, T, V) logits of each next image token."""
-        return self.head(self.decoder_hidden(h)[:, :-1])  # the last position has no next token
+    def next_token_nll(self, h: Tensor, tokens: Tensor) -> Tensor:
+        """(B, T+1, d) encoder output of ``tokens`` (B, T) -> (B, T) nats of each token given the ones before it."""
+        return self.head.nll(self.decoder_hidden(h)[:, :-1], tokens)  # the last position has no next token
+
+    def next_token_loss(self, h: Tensor, tokens: Tensor) -> Tensor:
+        """The mean of :meth:`next_token_nll`: the generative training loss in nats per token."""
+        return self.head.loss(self.decoder_hidden(h)[:, :-1], tokens)
 
     def forward(self, tokens: Tensor, decode: bool = True) -> tuple[Tensor | None, Tensor, Tensor]:
-        """(B, T) tokens -> (logits (B, T, V) or None, representation (B, d), projection z (B, p)).
+        """(B, T) tokens -> (nats of each token (B, T) or None, representation (B, d), projection z (B, p)).
 
         ``decode=False`` skips the decoder (the contrastive-only objective does not use it).
         """
@@ -158,8 +165,8 @@ class HybridTransformer(nn.Module):
         h = self.forward_encoder(tokens)
         rep = self.representation(h)
         z = self.proj_head(rep)
-        logits = self.forward_decoder(h) if decode else None
-        return logits, rep, z
+        nll = self.next_token_nll(h, tokens) if decode else None
+        return nll, rep, z
 
     @torch.no_grad()
     def represent(self, tokens: Tensor) -> Tensor:
@@ -194,10 +201,7 @@ class HybridTransformer(nn.Module):
         for _ in range(self.cfg.seq_len - tokens.shape[1]):
             # the decoder's output at the last position predicts the next token
             last = self.decoder_hidden(self.forward_encoder(tokens))[:, -1]
-            logits = self.head(last).float() / max(temperature, 1e-6)
-            probs = F.softmax(logits, dim=-1)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)
-            tokens = torch.cat([tokens, nxt], dim=1)
+            tokens = torch.cat([tokens, self.head.sample(last, temperature, generator).unsqueeze(1)], dim=1)
         return tokens
 
     @torch.no_grad()

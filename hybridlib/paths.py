@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import Config, get_config
 
 # derived from the data (vocab_size, seq_len) or a speed setting (compile): never part of a run's name
-_NOT_IN_NAMES = ("vocab_size", "seq_len", "compile")
+_NOT_IN_NAMES = ("vocab_size", "seq_len", "pixel_levels", "token_pixels", "compile")
 
 
 def repo_root() -> Path:

@@ -81,6 +81,32 @@ def seeds_markdown(out: dict[str, Any]) -> str:
                       *rows, "", f"## Claims: each is {RULE}", "", *claim_lines(out["claims"]), ""])
 
 
+def anchors_markdown(out: dict[str, Any]) -> str:
+    """The bits/dim anchors as a table: what non-neural predictors of the same test set cost."""
+    what = {"uniform": "every level equally likely", "xz": "xz -9e over the whole test set, a byte per pixel",
+            "bz2": "bz2 -9 over the whole test set, a byte per pixel",
+            "context4": "counts of the next pixel given left, up-left, up, up-right (add-one)",
+            "context6": "the same given six neighbours (adding two-left, two-up)"}
+    rows = [f"| {name} | {value:.3f} | {what[name]} |" for name, value in out["bits_per_dim"].items()]
+    return "\n".join([f"# Bits/dim anchors: profile `{out['profile']}`, {out['dataset']} {out['image_size']}x"
+                      f"{out['image_size']}, {out['levels']} levels, {out['test_images']} test images", "",
+                      "| anchor | bits/dim | what |", "|---|---:|---|", *rows, ""])
+
+
+def heads_markdown(out: dict[str, Any]) -> str:
+    """The output heads compared: one row per run, the headline metrics and the training it took."""
+    head = "| objective | head | steps | img/s | train min | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
+    rows = [head, "|---|---|---:|---:|---:|" + "---:|" * len(COLUMNS)]
+    for r in out["rows"]:
+        cells = [f"{r[c]:.3f}" if r.get(c) is not None else "–" for c in COLUMNS]
+        rows.append(f"| {r['objective']} | {r['head']} | {r['steps']} | {r['img_per_s']:.0f} | {r['train_minutes']:.1f} | "
+                    + " | ".join(cells) + " |")
+    return "\n".join([f"# Output heads: profile `{out['profile']}`, seed {out['seed']}", "",
+                      "The joint head (one softmax over all token values) at the profile's steps; the pixel head "
+                      "(the token's pixels one by one, heads.py) at the same steps and at the same training time "
+                      "(steps scaled by the measured images per second).", "", *rows, ""])
+
+
 def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None) -> plt.Figure:
     """The λ sweep against λ on a log axis, saved to results/<profile>/figures/tradeoff.png when a
     profile is given. λ = 0 (generative-only) is drawn at a quarter of the smallest λ and λ = ∞

@@ -53,16 +53,22 @@ config, data = hl.setup("generative", PROFILE, SEED, steps=STEPS, **OVERRIDES)
 # $-\log_2 p(x)$ divided by the number of pixel values (pixels x channels), so it does not depend on how
 # pixels are grouped into tokens. A model that spreads its probability uniformly over the vocabulary
 # scores exactly $\log_2(\text{levels})$; a freshly initialised model is close to that.
+#
+# **The output head** turns the decoder's state $s$ into $p(x_t \mid x_{<t})$. With the cpu profile a token is a
+# 2x2 patch of 8-level pixels, 4096 values. The `joint` head scores all of them with one softmax (as iGPT does);
+# the `pixels` head predicts the patch's four pixels one after another, each an 8-way softmax given $s$ and the
+# pixels already seen, $p(\text{token}) = \prod_k p(x_k \mid s, x_{<k})$: the same exact likelihood (the chain rule
+# inside the token) with 32 outputs instead of 4096. `config.model.head` chooses; `hybridlib/heads.py` has both.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 import math
-from hybridlib.losses import bits_per_dim, token_nll
+from hybridlib.losses import bits_per_dim
 torch.manual_seed(SEED)
 fresh = hl.HybridTransformer(config.model)
 with torch.no_grad():
-    logits, _, _ = fresh(data.train_tokens[:64])
-    bpd0 = bits_per_dim(token_nll(logits, data.train_tokens[:64]), config.data.dims_per_token).item()
+    nll, _, _ = fresh(data.train_tokens[:64])  # (64, T) nats of each token given the ones before it
+    bpd0 = bits_per_dim(nll.mean(), config.data.dims_per_token).item()
 uniform = math.log2(config.data.levels) if config.data.channels == 1 else math.log2(config.data.palette_size) / 3
 print("untrained model within 2 % of the uniform predictor's bits/dim:", abs(bpd0 - uniform) / uniform < 0.02)
 

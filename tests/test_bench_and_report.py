@@ -33,12 +33,13 @@ def _counted_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES)
-def test_flop_count_matches_a_counted_training_step(objective):
+@pytest.mark.parametrize("objective, generative_input, head", [
+    *[(o, "views", "joint") for o in OBJECTIVES], ("hybrid", "clean", "joint"), ("generative", "views", "pixels"),
+    ("hybrid", "views", "pixels"), ("generative", "views", "pixels-wide")])
+def test_flop_count_matches_a_counted_training_step(objective, generative_input, head):
     # 2 encoder blocks but 1 decoder block, a 16-wide projection of a 32-wide model: no two terms of the count coincide
-    # (hybrid: the default generative_input, "views"; the count does not follow "clean", where the encoder also
-    # runs on the clean images and the decoder on them alone)
-    config = get_config("smoke", objective, batch_size=8, n_encoder_layers=2, proj_dim=16)
+    config = get_config("smoke", objective, batch_size=8, n_encoder_layers=2, proj_dim=16,
+                        generative_input=generative_input, head=head.split("-")[0], head_width=3 if "wide" in head else 1)
     torch.manual_seed(0)
     module = Objective(HybridTransformer(config.model), config.train, config.data.dims_per_token)
     b, t, v = config.train.batch_size, config.model.seq_len, config.model.vocab_size
@@ -90,7 +91,7 @@ def test_scrub_removes_volatile_metadata():
 def test_bench_quick_runs_and_writes_json(tmp_path):
     from hybridlib.bench import run_benchmarks
 
-    rows = run_benchmarks(out=tmp_path / "bench.json", quick=True, objectives=("generative",))
+    rows = run_benchmarks(out=tmp_path / "bench.json", quick=True, objectives=("generative",), heads=("joint",))
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved == rows
     for key in ("case", "objective", "profile", "device", "img_per_s", "reference_img_per_s", "speedup", "mfu",
@@ -101,3 +102,13 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
     assert saved[0]["compiled"] == get_config("cpu", "generative").train.compile
     # the second run finds the first one's kernels in the compile cache
     assert saved[0]["first_step_s_warm"] < saved[0]["first_step_s_cold"]
+
+
+@pytest.mark.parametrize("head", ["joint", "pixels"])
+def test_a_bench_case_times_each_head(head):
+    """One case in this process at the smoke profile's shapes (not compiled: seconds): the step of either head."""
+    from hybridlib.bench import _run_case
+
+    case = _run_case("hybrid", "smoke", head, False, "cpu", True)
+    assert case["img_per_s"] > 0 and case["flops_per_step"] == model_flops_per_step(get_config("smoke", "hybrid",
+                                                                                               head=head))

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from hybridlib.config import ModelConfig, TrainConfig
-from hybridlib.losses import Objective, bits_per_dim, image_bits_per_dim, nt_xent, token_nll
+from hybridlib.losses import Objective, bits_per_dim, nt_xent
 from hybridlib.model import HybridTransformer
 
 
@@ -44,19 +44,23 @@ def test_nt_xent_ignores_scale_and_starts_near_log_2n_minus_1():
     assert nt_xent(z1, z2, 1.0).item() == pytest.approx(math.log(2 * 256 - 1), rel=0.01)
 
 
-@pytest.mark.parametrize("levels, patch", [(8, 1), (8, 2), (4, 2), (256, 1)])
-def test_uniform_predictor_costs_log2_levels_bits_per_dim(levels, patch):
-    vocab, dims = levels ** (patch * patch), patch * patch
-    logits = torch.zeros(4, 10, vocab)
-    targets = torch.randint(0, vocab, (4, 10))
-    assert bits_per_dim(token_nll(logits, targets), dims).item() == pytest.approx(math.log2(levels), rel=1e-6)
-    assert torch.allclose(image_bits_per_dim(logits, targets, dims), torch.full((4,), math.log2(levels)))
-
-
-def test_rgb_bits_per_dim_counts_channels():
-    # a uniform 512-colour predictor: 9 bits per pixel = 3 bits per pixel-channel value
-    logits, targets = torch.zeros(2, 5, 512), torch.randint(0, 512, (2, 5))
-    assert bits_per_dim(token_nll(logits, targets), 3).item() == pytest.approx(3.0, rel=1e-6)
+@pytest.mark.parametrize("levels, patch, channels", [(8, 1, 1), (8, 2, 1), (4, 2, 1), (256, 1, 1), (512, 1, 3)])
+@pytest.mark.parametrize("head", ["joint", "pixels"])
+def test_a_uniform_predictor_costs_log2_levels_bits_per_dim(levels, patch, channels, head):
+    """Output layers at zero predict every value equally likely: log2(levels) bits per pixel-channel value,
+    with either head (an RGB palette token of 512 colours: 9 bits for 3 channel values)."""
+    vocab, dims = levels ** (patch * patch), patch * patch * channels
+    torch.manual_seed(0)
+    model = HybridTransformer(ModelConfig(vocab_size=vocab, seq_len=10, d_model=16, n_head=2, proj_dim=8, head=head,
+                                          pixel_levels=levels, token_pixels=patch * patch))
+    for name, p in model.head.named_parameters():
+        if name in ("weight", "out", "out_bias"):  # the logits' last layer, of either head
+            torch.nn.init.zeros_(p)
+    tokens = torch.randint(0, vocab, (4, 10))
+    nll = model(tokens)[0]
+    expected = math.log2(levels) / channels if channels == 3 else math.log2(levels)
+    assert bits_per_dim(nll.mean(), dims).item() == pytest.approx(expected, rel=1e-6)
+    assert torch.allclose(bits_per_dim(nll.mean(1), dims), torch.full((4,), expected))
 
 
 GROUPS = {"encoder": "model.encoder.", "decoder": "model.decoder.", "head": "model.head.",
