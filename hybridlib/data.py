@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torchvision import datasets
 
 from .config import DATASETS, DataConfig
 from .errors import ConfigError, DataError
@@ -145,6 +144,8 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
     files = _find_idx_folder(fashion_mnist_folders(root))
     if files is None and download:
         try:
+            from torchvision import datasets  # see _load_torchvision
+
             datasets.FashionMNIST(str(root), train=True, download=True)
             datasets.FashionMNIST(str(root), train=False, download=True)
         except Exception:  # any network or parsing failure: fall through to the one clear message
@@ -173,6 +174,8 @@ def _load_fashion_mnist(root: Path, download: bool) -> ImageData:
 
 
 def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
+    from torchvision import datasets  # slow to import and needed only for these data sets
+
     try:
         if name == "svhn":
             splits = [datasets.SVHN(str(root / "svhn"), split=s, download=download) for s in ("train", "test")]
