@@ -142,6 +142,12 @@ class Config:
         validate(config)
         return config
 
+    def with_model(self, **changes: Any) -> "Config":
+        """The same configuration with some model settings changed (``head``, ``head_width`` ...)."""
+        config = replace(self, model=replace(self.model, **changes))
+        validate(config)
+        return config
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
         """The inverse of :meth:`to_dict`. A dict without ``eval`` (checkpoints written before the

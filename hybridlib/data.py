@@ -202,8 +202,9 @@ def fetch_data(name: str, root: Path | None = None) -> str:
     """Make a data set available offline (found in ``data/`` or Debian's folder, else downloaded by
     torchvision into ``data/``); returns a line saying where it is."""
     root = Path(root) if root is not None else data_dir()
-    if name == "fashion-mnist" and find_fashion_mnist(root) is not None:
-        return f"fashion-mnist: found in {find_fashion_mnist(root)}"
+    found = find_fashion_mnist(root) if name == "fashion-mnist" else None
+    if found is not None:
+        return f"fashion-mnist: found in {found}"
     data = load_dataset(name, root, download=True)  # raises DataError with instructions
     return f"{name}: {len(data.train_images)} training and {len(data.test_images)} test images ready"
 

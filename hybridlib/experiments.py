@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -119,8 +118,8 @@ def compare_heads(config: Config, progress: bool = True) -> dict[str, Any]:
     rows = []
     for objective in ("generative", "hybrid"):
         base = config.with_train(objective=objective)
-        runs = {"joint": ensure_trained(replace(base, model=replace(base.model, head="joint")), data, progress)}
-        pixels = replace(base, model=replace(base.model, head="pixels"))
+        runs = {"joint": ensure_trained(base.with_model(head="joint"), data, progress)}
+        pixels = base.with_model(head="pixels")
         runs["pixels"] = ensure_trained(pixels, data, progress)
         ratio = _img_per_s(runs["pixels"].history) / _img_per_s(runs["joint"].history)
         equal_time = pixels.with_train(steps=round(base.train.steps * ratio))

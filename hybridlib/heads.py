@@ -59,6 +59,7 @@ class PixelHead(nn.Module):
         self.out = nn.Parameter(torch.randn(self.pixels, w, self.levels) * 0.02)  # one map per pixel
         self.out_bias = nn.Parameter(torch.zeros(self.pixels, self.levels))
         self.register_buffer("powers", self.levels ** torch.arange(self.pixels), persistent=False)
+        self.register_buffer("rows", self.levels * torch.arange(self.pixels), persistent=False)  # pixel j's first row
 
     def digits(self, tokens: Tensor) -> Tensor:
         """(...) tokens -> (..., P) pixel levels, in the tokenizer's order (token = sum level_i * L**i)."""
@@ -66,7 +67,7 @@ class PixelHead(nn.Module):
 
     def pixel_logits(self, s: Tensor, digits: Tensor) -> Tensor:
         """(..., d) states, (..., P) true pixel levels -> (..., P, L) logits of each pixel given the ones before it."""
-        e = self.seen(digits + self.levels * torch.arange(self.pixels, device=digits.device))  # (..., P, w)
+        e = self.seen(digits + self.rows)  # (..., P, w)
         before = e.cumsum(-2) - e  # pixel k sees the embeddings of pixels 0..k-1
         hidden = F.gelu(self.state(s).unsqueeze(-2) + before + self.place)  # (..., P, w)
         return torch.einsum("...pw,pwl->...pl", hidden, self.out) + self.out_bias
