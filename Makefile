@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds heads anchors tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds ablations scaling heads anchors tradeoff data notebooks clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -22,9 +22,11 @@ help:
 	@echo "make gpu-check                         on a CUDA machine: train and benchmark the GPU profiles -> results/gpu-check"
 	@echo "make seeds [SEEDS='0 1 2']             the cpu-profile comparison over several seeds -> results/cpu/seeds.*"
 	@echo "make tradeoff                          the lambda sweep notebook (cpu profile)"
+	@echo "make ablations                        the hybrid's design space by a rule fixed in advance -> results/cpu/ablations.* (hours; resumes)"
+	@echo "make scaling                          the three objectives at 250-2000 steps, 3 seeds at 500 and 2000 -> results/cpu/scaling.* (hours; resumes)"
 	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
 	@echo "make anchors                           bits/dim of non-neural predictors of the test set -> results/cpu/anchors.*"
-	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST) if it is missing"
+	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST; MNIST and KMNIST, near-OOD sets) if missing"
 	@echo "make notebooks                         sync notebooks/*.ipynb with their sources notebooks/*.py (jupytext, outputs kept)"
 
 # The virtual environment is (re)built when missing or older than pyproject.toml: a stamp, not a reinstall per call.
@@ -52,7 +54,9 @@ test-browser: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -rs tests/browser
 
 data: $(STAMP)
-	@if [ "$(PROFILE)" = "cpu" ]; then $(BIN)/python -m hybridlib fetch-data fashion-mnist; fi
+	@if [ "$(PROFILE)" = "cpu" ]; then $(BIN)/python -m hybridlib fetch-data fashion-mnist && \
+		for d in mnist kmnist; do $(BIN)/python -m hybridlib fetch-data $$d 2>/dev/null || \
+		echo "$$d: not available offline; the near-OOD sets go without it (summary.json lists the sets used)"; done; fi
 	@if [ "$(PROFILE)" = "gpu" ] || [ "$(PROFILE)" = "gpu-small" ]; then $(BIN)/python -m hybridlib fetch-data cifar10; fi
 
 reproduce: $(STAMP) data
@@ -72,6 +76,12 @@ seeds: $(STAMP) data
 
 anchors: $(STAMP) data
 	$(BIN)/python -m hybridlib anchors --profile $(PROFILE)
+
+ablations: $(STAMP) data
+	$(BIN)/python -m hybridlib ablations --profile $(PROFILE)
+
+scaling: $(STAMP) data
+	$(BIN)/python -m hybridlib scaling --profile $(PROFILE)
 
 heads: $(STAMP) data
 	$(BIN)/python -m hybridlib heads --profile $(PROFILE)

@@ -17,9 +17,11 @@ For each objective at the cpu profile's shapes (and the GPU profiles' when CUDA 
   our dtype's peak over the reference's FLOP/s, the ceiling of ``speedup`` for any implementation of
   the same model on this machine (``speedup`` = ``mfu`` x ``speedup_at_full_mfu`` for the joint head);
 - ``peak_mem_mb``: the step's peak memory above what was allocated before it (CUDA: the allocator's
-  peak; CPU: the process's peak resident memory, each case run in its own process).
+  peak; CPU: the process's peak resident memory, each case run in its own process);
+- ``eval_s``: seconds to evaluate one model of the case on every axis at the profile's protocol
+  (an untrained model: the work is the same), on the profile's data where it is on disk.
 
-Synthetic images of the right shape are used, so the benchmark needs no data set.
+Synthetic images of the right shape are used for the step, so that part needs no data set.
 """
 from __future__ import annotations
 
@@ -39,8 +41,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from .config import GPU_PROFILES, HEADS, OBJECTIVES, Config, TrainConfig, get_config
-from .errors import ConfigError
+from .config import GPU_PROFILES, HEADS, OBJECTIVES, Config, EvalConfig, TrainConfig, get_config, trains_decoder
+from .data import prepare_data
+from .errors import ConfigError, DataError
+from .evaluate import evaluate_model
 from .files import write_json
 from .flops import model_flops_per_step
 from .hardware import matmul_peak, synchronize
@@ -201,6 +205,7 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
                     if (device, dtype) not in peaks:
                         peaks[device, dtype] = matmul_peak(getattr(torch, dtype), torch.device(device))
                 rows.append(_row(objective, profile, head, device, ours, ref, first_step_cold, peaks))
+                rows[-1]["eval_s"] = _eval_seconds(get_config(profile, objective).with_model(head=head), device, quick)
                 print(_format_row(rows[-1]), flush=True)
     extra = _logged_times()
     out = out or results_dir() / "bench.json"
@@ -210,6 +215,34 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
         print(line)
     print(f"wrote {out}")
     return rows
+
+
+QUICK_EVAL = EvalConfig(n_probe_train=300, n_test=200, n_ood=50, n_corrupt=20)
+
+
+def _eval_seconds(config: Config, device: str, quick: bool) -> float | None:
+    """Seconds to evaluate an untrained model of ``config`` on every axis (None, with a line saying so, where the
+    profile's data is not on disk: the benchmark never downloads)."""
+    try:
+        data = _prepared(config)
+    except DataError:
+        print(f"{config.data.dataset} is not on disk: no evaluation time (`make data` fetches it)")
+        return None
+    torch.manual_seed(0)
+    model = HybridTransformer(config.model).to(device)
+    cfg = QUICK_EVAL if quick else config.eval
+    result = evaluate_model(model, data, "bench", cfg, trains_decoder(config.train.objective), progress=False)
+    return round(result["eval_time_s"], 1)
+
+
+_DATA: dict[Any, Any] = {}
+
+
+def _prepared(config: Config):
+    """The profile's data, prepared once per process."""
+    if config.data not in _DATA:
+        _DATA[config.data] = prepare_data(config.data, download=False)
+    return _DATA[config.data]
 
 
 def _row(objective: str, profile: str, head: str, device: str, ours: dict[str, Any], ref: dict[str, Any],
@@ -243,7 +276,8 @@ def _format_row(r: dict[str, Any]) -> str:
             f"{r['reference_img_per_s']:7.1f}  speedup {r['speedup']:5.2f}x (at most {r['speedup_at_full_mfu']:.1f}x)"
             f"  MFU {100 * r['mfu']:5.1f} % of {r['peak_gflop_per_s']:.0f} GFLOP/s  peak mem {r['peak_mem_mb']:.0f} MB"
             + (f"  (compiled; first step {r['first_step_s_cold']:.0f} s cold, {r['first_step_s_warm']:.0f} s with "
-               "the compile cache)" if r["compiled"] else ""))
+               "the compile cache)" if r["compiled"] else "")
+            + (f"  evaluation {r['eval_s']:.0f} s" if r.get("eval_s") is not None else ""))
 
 
 def _logged_times() -> dict[str, Any]:

@@ -5,7 +5,11 @@ ahead of the second in the metric's better direction, plus a tolerance for "at l
 claims (relative to the second model's value: within 3 % on bits/dim). The rule: a claim is
 **held** where the gap exceeds the spread, **not held** where it is below minus the spread, and
 **undecided** in between. The spread is the larger of the two models' standard deviations over
-seeds (zero for a single seed, where any non-zero gap decides).
+seeds, and never less than the metric's run-to-run spread: how far the same configuration and seed moved
+between two trainings on different machines (results/<profile>/run_to_run.json, measured by
+tools/run_to_run.py), so that no single-seed verdict stands on a gap that retraining could erase.
+
+The OOD claims use the near-OOD mean AUROC of the kNN-distance score, fixed in advance (evaluate.py).
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-RULE = ("held where the gap exceeds the spread (the larger standard deviation of the two models over seeds), "
-        "not held where it is below minus the spread, undecided in between")
+RULE = ("held where the gap exceeds the spread (the larger standard deviation of the two models over seeds, at "
+        "least the metric's run-to-run spread with the seed fixed), not held where it is below minus the spread, "
+        "undecided in between")
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,10 @@ CLAIMS = (
     Claim("a", "contrastive learning gives a more discriminative representation than generative training",
           "linear_probe_acc", "contrastive", "generative"),
     Claim("b", "generative training gives a representation more robust out of distribution than contrastive",
-          "ood_auroc_mean", "generative", "contrastive"),
+          "ood_auroc_near", "generative", "contrastive"),
     Claim("c1", "the hybrid is at least as discriminative as contrastive-only", "linear_probe_acc", "hybrid",
           "contrastive"),
-    Claim("c2", "the hybrid is at least as robust out of distribution as generative-only", "ood_auroc_mean", "hybrid",
+    Claim("c2", "the hybrid is at least as robust out of distribution as generative-only", "ood_auroc_near", "hybrid",
           "generative"),
     Claim("c3", "the hybrid does not hurt generative performance (test bits/dim within 3 % of generative-only)",
           "test_bits_per_dim", "hybrid", "generative", higher_is_better=False, tolerance=0.03),
@@ -55,23 +60,27 @@ def verdict(g: float, spread: float) -> str:
     return "held" if g > spread else "not held" if g < -spread else "undecided"
 
 
-def judge(claim: Claim, values: list[float], others: list[float]) -> dict[str, Any]:
-    """One claim judged on per-seed values of its two models (one value each: a single seed)."""
-    spread = max(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in (values, others))
+def judge(claim: Claim, values: list[float], others: list[float], floor: float = 0.0) -> dict[str, Any]:
+    """One claim judged on per-seed values of its two models (one value each: a single seed); ``floor``: the
+    metric's run-to-run spread, the least the spread can be."""
+    spread = max(floor, *(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in (values, others)))
     g = gap(claim, float(np.mean(values)), float(np.mean(others)))
     return {**asdict(claim), "gap": g, "spread": spread, "verdict": verdict(g, spread),
             "evidence": f"{claim.metric.replace('_', ' ')}: {claim.model} {np.mean(values):.4g} vs "
                         f"{claim.other} {np.mean(others):.4g}"}
 
 
-def judge_all(per_seed_models: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Every claim whose models and metric are present, judged on the ``models`` dicts of one or more seeds."""
+def judge_all(per_seed_models: list[dict[str, dict[str, Any]]], floors: dict[str, float] | None = None
+              ) -> list[dict[str, Any]]:
+    """Every claim whose models and metric are present, judged on the ``models`` dicts of one or more seeds;
+    ``floors``: each metric's run-to-run spread (:func:`judge`)."""
+    floors = floors or {}
     out = []
     for claim in CLAIMS:
         if all(claim.model in m and claim.other in m and m[claim.model].get(claim.metric) is not None
                and m[claim.other].get(claim.metric) is not None for m in per_seed_models):
             out.append(judge(claim, [m[claim.model][claim.metric] for m in per_seed_models],
-                             [m[claim.other][claim.metric] for m in per_seed_models]))
+                             [m[claim.other][claim.metric] for m in per_seed_models], floors.get(claim.metric, 0.0)))
     return out
 
 

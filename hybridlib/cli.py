@@ -30,10 +30,11 @@ from .evaluate import evaluate_baselines, evaluate_checkpoint
 from .experiments import bits_anchors, compare_heads, evaluate_all, run_seeds
 from .files import write_json
 from .hardware import PRECISIONS, resolve_device
-from .paths import data_dir, run_dir_for
-from .report import anchors_markdown, heads_markdown, markdown_table, seeds_markdown, write_summary
+from .paths import data_dir, results_dir, run_dir_for
+from .report import ablations_markdown, anchors_markdown, heads_markdown, markdown_table, seeds_markdown, write_summary
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
+from .studies import SCALING_STEPS, run_ablations, run_scaling
 from .train import train
 
 
@@ -118,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sub.add_parser("seeds", help="the comparison over several seeds (mean ± std) -> results/PROFILE/seeds.*")
     sd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     sd.add_argument("--seeds", type=_non_negative_int, nargs="+", default=[0, 1, 2])
+
+    ab = sub.add_parser("ablations", help="the hybrid's design space under one budget, by a rule fixed in advance "
+                        "-> results/PROFILE/ablations.* (resumes where it stopped)")
+    ab.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    ab.add_argument("--stage", type=int, choices=(1, 2, 3), default=3, help="stop after this stage")
+
+    sc = sub.add_parser("scaling", help="the three objectives at several budgets and seeds -> results/PROFILE/"
+                        "scaling.* (resumes where it stopped)")
+    sc.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    sc.add_argument("--steps", type=_positive_int, nargs="+", default=list(SCALING_STEPS))
 
     hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "
                         "-> results/PROFILE/heads.*")
@@ -242,6 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args.profile, args.seed)
         elif args.command == "seeds":
             print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
+        elif args.command == "ablations":
+            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid"), stop_after_stage=args.stage)))
+        elif args.command == "scaling":
+            out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps))
+            print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed))))
         elif args.command == "anchors":

@@ -3,7 +3,8 @@
 ``digits``        scikit-learn's bundled 8x8 digits: embedded, never downloaded (smoke profile, tests).
 ``fashion-mnist`` looked for in ``data/fashion-mnist/``, then in Debian's ``dataset-fashion-mnist``
                   package (/usr/share/datasets/fashion-mnist), then downloaded by torchvision (cpu profile).
-``mnist``, ``cifar10``, ``cifar100``, ``svhn``: torchvision downloads into ``data/`` (cifar10: gpu profile).
+``mnist``, ``kmnist``, ``cifar10``, ``cifar100``, ``svhn``: torchvision downloads into ``data/`` (cifar10: gpu
+                  profile; mnist and kmnist: near-OOD sets of the cpu profile, used when present).
 
 Images are kept as uint8 (N, C, H, W) at their native size; :func:`resize` turns them into
 floats in [0, 1] at the profile's resolution.
@@ -183,7 +184,8 @@ def _load_torchvision(name: str, root: Path, download: bool) -> ImageData:
             labels = [torch.from_numpy(s.labels).long() for s in splits]
             classes = [str(i) for i in range(10)]
         else:
-            cls = {"mnist": datasets.MNIST, "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+            cls = {"mnist": datasets.MNIST, "kmnist": datasets.KMNIST, "cifar10": datasets.CIFAR10,
+                   "cifar100": datasets.CIFAR100}[name]
             splits = [cls(str(root), train=t, download=download) for t in (True, False)]
             images = [torch.as_tensor(np.asarray(s.data)) for s in splits]
             images = [x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2) for x in images]

@@ -1,13 +1,18 @@
 """Evaluation on five axes, one call per model:
 
-1. discriminative: linear probe (scikit-learn logistic regression on frozen features) and kNN (cosine);
-2. out-of-distribution detection: AUROC and FPR at 95 % TPR of several scores against several OOD sets;
+1. discriminative: linear probe and kNN accuracy on frozen features (probes.py);
+2. out-of-distribution detection: AUROC and FPR at 95 % TPR against near-OOD sets (other digit-like
+   images, flipped test images) and far-OOD sets (noise, constant images), with two fixed scores,
+   each its own column: the kNN distance in representation space (every model; the claims use it,
+   averaged over the near sets) and the likelihood (the models whose decoder was trained);
 3. corruption robustness: probe accuracy on corrupted test images, 10 corruptions x 5 severities;
 4. calibration: expected calibration error of the probe (15 bins), clean and corrupted;
-5. generative: test bits/dim (the trained models only).
+5. generative: test bits/dim (the models whose decoder was trained).
 
-Inference runs under bf16 autocast where the hardware has native bf16 (as training does); the
-likelihood's softmax and the features handed to scikit-learn are fp32.
+Every image set is encoded once: the test set's features, bits/dim and its first ``n_ood`` images'
+OOD scores come from one pass. Inference runs in fp32 or under bf16 autocast as training does
+(hardware.py), in batches of ``eval_batch_size`` images; the softmax and the features handed to the
+probes are fp32.
 
 Baselines: ``raw_pixels`` (the quantized pixels the model sees, as features) and ``random_init``
 (an untrained encoder of the same shape). Scores are oriented so that higher means "more OOD".
@@ -20,23 +25,24 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .checkpoint import load_model
-from .config import Config, EvalConfig
+from .config import Config, EvalConfig, trains_decoder
 from .corruptions import CORRUPTIONS, corrupt
 from .data import PreparedData, load_dataset, prepare_data, resize
 from .errors import DataError
 from .losses import bits_per_dim
-from .model import HybridTransformer
 from .hardware import autocast, autocast_dtype, resolve_device
+from .model import HybridTransformer
+from .probes import LinearProbe, fit_linear_probe, knn_accuracy, knn_distance
 
-SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_mean", "corruption_acc_mean", "ece")
+EVAL_PROTOCOL = 2  # raised whenever a change to this module moves the numbers: saved evaluations are then redone
+SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean", "ece")
+FAR_OOD = ("gaussian_noise", "uniform_noise", "constant")  # synthetic: every representation separates them
+FEATURE_SCORE, LIKELIHOOD_SCORE = "knn_distance", "likelihood"  # fixed before looking; the claims use the first
 
 
 # ---------------------------------------------------------------- metrics
@@ -70,43 +76,13 @@ def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) ->
     return out
 
 
-def fit_linear_probe(features: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """Standardised features, multinomial logistic regression (L-BFGS). Returns the fitted pipeline."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0, random_state=seed))
-    return probe.fit(features, labels)
-
-
-def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
-                 k: int = 20, chunk: int = 1024) -> float:
-    """Accuracy of a majority vote of the k nearest training features by cosine similarity (ties: the
-    lowest class, as scikit-learn's KNeighborsClassifier), as chunked matrix products."""
-    a = torch.nn.functional.normalize(torch.from_numpy(train).float(), dim=1)
-    q = torch.nn.functional.normalize(torch.from_numpy(test).float(), dim=1)
-    labels = torch.from_numpy(train_labels).long()
-    n_classes = int(labels.max()) + 1
-    predictions = []
-    for i in range(0, len(q), chunk):
-        neighbours = labels[(q[i : i + chunk] @ a.T).topk(k, dim=1).indices]  # (chunk, k) their classes
-        votes = torch.zeros(len(neighbours), n_classes).scatter_add_(1, neighbours, torch.ones(neighbours.shape))
-        predictions.append(votes.argmax(1))
-    return float((torch.cat(predictions).numpy() == test_labels).mean())
-
-
-def knn_distance(train: np.ndarray, query: np.ndarray, k: int = 5) -> np.ndarray:
-    """Mean cosine distance of each query to its k nearest training features (an OOD score)."""
-    a = torch.nn.functional.normalize(torch.from_numpy(train).float(), dim=1)
-    q = torch.nn.functional.normalize(torch.from_numpy(query).float(), dim=1)
-    out = [(1 - (q[i : i + 1024] @ a.T).topk(k, dim=1).values).mean(1) for i in range(0, len(q), 1024)]
-    return torch.cat(out).numpy()
-
-
 # ---------------------------------------------------------------- representations
 
 # images (N, C, H, W) in [0, 1], with_bits -> (features (N, D), bits/dim per image (N,) or None)
 Embed = Callable[[Tensor, bool], tuple[Tensor, Tensor | None]]
 
 
-def model_embedding(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> Embed:
+def model_embedding(model: HybridTransformer, data: PreparedData, batch_size: int = 128) -> Embed:
     """Features, and bits/dim where asked, from one encoder pass per batch: the decoder reads the
     same encoder output the representation is pooled from, so no image is encoded twice."""
     device = next(model.parameters()).device
@@ -128,7 +104,7 @@ def model_embedding(model: HybridTransformer, data: PreparedData, batch_size: in
     return embed
 
 
-def model_features(model: HybridTransformer, data: PreparedData, batch_size: int = 512) -> Callable[[Tensor], Tensor]:
+def model_features(model: HybridTransformer, data: PreparedData, batch_size: int = 128) -> Callable[[Tensor], Tensor]:
     """images -> (N, d) representations of a trained model (for retrieval and probes)."""
     embed = model_embedding(model, data, batch_size)
     return lambda images: embed(images, False)[0]
@@ -145,24 +121,22 @@ def pixel_embedding(data: PreparedData) -> Embed:
 # ---------------------------------------------------------------- OOD sets
 
 def ood_sets(data: PreparedData, n: int, seed: int = 0) -> dict[str, Tensor]:
-    """Out-of-distribution images at the data's resolution, all available offline where possible."""
+    """Out-of-distribution images at the data's resolution: near-OOD sets first (digit-like images,
+    the test images upside down), then the far-OOD ones of ``FAR_OOD``. Data sets that need a download
+    are used only when already on disk (`make data` fetches them): evaluation never needs the network,
+    and the summary records which sets it used."""
     g = torch.Generator().manual_seed(seed)
     test = data.test_images[:n]
     size, ch = data.config.image_size, data.config.channels
     sets: dict[str, Tensor] = {}
     if ch == 1 and data.config.dataset != "digits":
         sets["digits"] = resize(load_dataset("digits").test_images, size)[:n]
-    if ch == 1 and data.config.dataset == "fashion-mnist":
+    downloaded = {"fashion-mnist": ("mnist", "kmnist"), "cifar10": ("svhn", "cifar100")}.get(data.config.dataset, ())
+    for name in downloaded:
         try:
-            sets["mnist"] = resize(load_dataset("mnist", download=False).test_images, size)[:n]
+            sets[name] = resize(load_dataset(name, download=False).test_images, size)[:n]
         except DataError:
-            pass  # only when already downloaded: evaluation never needs the network
-    if ch == 3:
-        for name in ("svhn", "cifar100") if data.config.dataset == "cifar10" else ():
-            try:
-                sets[name] = resize(load_dataset(name).test_images, size)[:n]
-            except DataError:
-                pass
+            pass
     sets["vflip"] = test.flip(-2)
     mean, std = float(test.mean()), float(test.std())
     sets["gaussian_noise"] = (mean + std * torch.randn(len(test), ch, size, size, generator=g)).clamp(0, 1)
@@ -171,12 +145,45 @@ def ood_sets(data: PreparedData, n: int, seed: int = 0) -> dict[str, Tensor]:
     return sets
 
 
+def ood_groups(set_names: list[str]) -> dict[str, list[str]]:
+    """{"near": [...], "far": [...]}: the far sets are the synthetic ones of ``FAR_OOD``."""
+    return {"near": [s for s in set_names if s not in FAR_OOD], "far": [s for s in set_names if s in FAR_OOD]}
+
+
+def ood_mean(result: dict[str, Any], score: str, sets: list[str]) -> float | None:
+    """The mean AUROC of one score over some OOD sets (None where the result lacks the score or a set):
+    comparisons across runs use the sets every run has."""
+    per_set = result.get("ood", {}).get(score, {})
+    if not sets or any(s not in per_set for s in sets):
+        return None
+    return float(np.mean([per_set[s]["auroc"] for s in sets]))
+
+
+def align_ood(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+    """Several runs' ``models`` dicts (name -> result) with every near and far mean recomputed over the OOD
+    sets all of them have (runs made with and without MNIST on disk, say): a comparison across runs never
+    mixes set lists."""
+    results = [r for models in runs for r in models.values()]
+    common = set.intersection(*(set(r["ood"][FEATURE_SCORE]) for r in results))
+    groups = {g: [s for s in sets if s in common] for g, sets in results[0]["ood_sets"].items()}
+
+    def aligned(r: dict[str, Any]) -> dict[str, Any]:
+        r = {**r, "ood_sets": groups}
+        for group, sets in groups.items():
+            r[f"ood_auroc_{group}"] = ood_mean(r, FEATURE_SCORE, sets)
+            if LIKELIHOOD_SCORE in r["ood"]:
+                r[f"ood_likelihood_auroc_{group}"] = ood_mean(r, LIKELIHOOD_SCORE, sets)
+        return r
+
+    return [{name: aligned(r) for name, r in models.items()} for models in runs]
+
+
 # ---------------------------------------------------------------- the axes
 
 def discrimination(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray,
-                   cfg: EvalConfig) -> tuple[Any, dict[str, Any]]:
+                   cfg: EvalConfig) -> tuple[LinearProbe, dict[str, Any]]:
     """Linear probe and kNN accuracy, and the probe's calibration: (the fitted probe, metrics)."""
-    probe = fit_linear_probe(f_train, y_train, cfg.eval_seed)
+    probe = fit_linear_probe(f_train, y_train)
     probs = probe.predict_proba(f_test)
     return probe, {
         "linear_probe_acc": float((probs.argmax(1) == y_test).mean()),
@@ -188,27 +195,31 @@ def discrimination(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
 
 def out_of_distribution(embed: Embed, data: PreparedData, f_train: np.ndarray, f_test: np.ndarray,
                         test_bits: np.ndarray | None, cfg: EvalConfig) -> dict[str, Any]:
-    """AUROC and FPR@95 of each score type (kNN distance; likelihood where there is one) on each OOD set
-    against the first ``n_ood`` test images; a model is judged by its best score type."""
+    """AUROC and FPR@95 of each fixed score (kNN distance; likelihood where the decoder was trained) on each
+    OOD set against the first ``n_ood`` test images, and each score's mean over the near and the far sets."""
     n_ood = min(cfg.n_ood, len(f_test))
-    in_dist = {"knn_distance": knn_distance(f_train, f_test[:n_ood])}
+    in_dist = {FEATURE_SCORE: knn_distance(f_train, f_test[:n_ood])}
     if test_bits is not None:
-        in_dist["likelihood"] = test_bits[:n_ood]
+        in_dist[LIKELIHOOD_SCORE] = test_bits[:n_ood]
     ood: dict[str, dict[str, dict[str, float]]] = {score: {} for score in in_dist}
     for set_name, images in ood_sets(data, n_ood, cfg.eval_seed).items():
         features, bits = embed(images, test_bits is not None)
-        out_scores = {"knn_distance": knn_distance(f_train, features.numpy())}
+        out_scores = {FEATURE_SCORE: knn_distance(f_train, features.numpy())}
         if bits is not None:
-            out_scores["likelihood"] = bits.numpy()
+            out_scores[LIKELIHOOD_SCORE] = bits.numpy()
         for score, in_scores in in_dist.items():
             a, fpr = auroc(in_scores, out_scores[score])
             ood[score][set_name] = {"auroc": a, "fpr95": fpr}
-    means = {s: float(np.mean([v["auroc"] for v in per_set.values()])) for s, per_set in ood.items()}
-    best = max(means, key=means.get)
-    return {"ood": ood, "ood_auroc_mean_by_score": means, "ood_best_score": best, "ood_auroc_mean": means[best]}
+    groups = ood_groups(list(ood[FEATURE_SCORE]))
+    result: dict[str, Any] = {"ood": ood, "ood_sets": groups}
+    for group, sets in groups.items():
+        result[f"ood_auroc_{group}"] = ood_mean(result, FEATURE_SCORE, sets)
+        if LIKELIHOOD_SCORE in ood:
+            result[f"ood_likelihood_auroc_{group}"] = ood_mean(result, LIKELIHOOD_SCORE, sets)
+    return result
 
 
-def corruption_robustness(embed: Embed, probe: Any, test_x: Tensor, y_test: np.ndarray, cfg: EvalConfig,
+def corruption_robustness(embed: Embed, probe: LinearProbe, test_x: Tensor, y_test: np.ndarray, cfg: EvalConfig,
                           bar: tqdm) -> dict[str, Any]:
     """The probe trained on clean features, applied to corrupted test images: accuracy per corruption
     and severity, and the mean ECE under corruption."""
@@ -261,11 +272,12 @@ def evaluate_representation(name: str, embed: Embed, data: PreparedData, cfg: Ev
 
 
 def evaluate_model(model: HybridTransformer, data: PreparedData, name: str, cfg: EvalConfig = EvalConfig(),
-                   generative: bool = True, progress: bool = True) -> dict[str, Any]:
-    """All axes for a transformer; ``generative=False`` skips the likelihood (untrained decoders)."""
+                   likelihood: bool = True, progress: bool = True) -> dict[str, Any]:
+    """All axes for a transformer; ``likelihood=False`` skips bits/dim and the likelihood score, for a
+    decoder that was never trained (:func:`~hybridlib.config.trains_decoder`)."""
     model.eval()
     embed = model_embedding(model, data, cfg.eval_batch_size)
-    return evaluate_representation(name, embed, data, cfg, generative, progress)
+    return evaluate_representation(name, embed, data, cfg, likelihood, progress)
 
 
 def evaluate_baselines(config: Config, data: PreparedData, device: str | torch.device | None = None,
@@ -278,7 +290,7 @@ def evaluate_baselines(config: Config, data: PreparedData, device: str | torch.d
     cfg = config.eval
     return {
         "raw_pixels": evaluate_representation("raw_pixels", pixel_embedding(data), data, cfg, False, progress),
-        "random_init": evaluate_model(random_model, data, "random_init", cfg, generative=False, progress=progress),
+        "random_init": evaluate_model(random_model, data, "random_init", cfg, likelihood=False, progress=progress),
     }
 
 
@@ -289,7 +301,7 @@ def evaluate_checkpoint(path: Path | str, device: str | torch.device | None = No
     model, config, state = load_model(path, device)
     data = data if data is not None else prepare_data(config.data)
     cfg = cfg or config.eval
-    result = evaluate_model(model, data, config.train.objective, cfg, progress=progress)
+    result = evaluate_model(model, data, config.train.objective, cfg, trains_decoder(config.train.objective), progress)
     result.update({"profile": config.profile, "objective": config.train.objective, "seed": config.train.seed,
                    "dataset": config.data.dataset, "step": int(state["step"]), "checkpoint": str(path)})
     return result

@@ -14,9 +14,9 @@ import torch
 
 from .anchors import bits_per_dim_anchors
 from .claims import judge_all
-from .config import OBJECTIVES, Config
+from .config import OBJECTIVES, Config, trains_decoder
 from .data import PreparedData, prepare_data
-from .evaluate import evaluate_baselines, evaluate_model
+from .evaluate import align_ood, evaluate_baselines, evaluate_model
 from .files import write_json, write_text
 from .paths import results_dir
 from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
@@ -32,7 +32,7 @@ def evaluate_all(config: Config, data: PreparedData | None = None, train_missing
     training: dict[str, dict[str, Any]] = {}
     for objective in OBJECTIVES:
         run = ensure_trained(config.with_train(objective=objective), data, progress, train_missing)
-        models[objective] = evaluate_model(run.model, data, objective, config.eval, progress=progress)
+        models[objective] = evaluate_model(run.model, data, objective, config.eval, trains_decoder(objective), progress)
         training[objective] = {"steps": run.step, "wall_time_s": run.wall_time_s,
                                "final_train_loss": run.history[-1]["loss"] if run.history else None}
     models.update(evaluate_baselines(config, data, progress=progress))
@@ -43,8 +43,16 @@ def evaluate_all(config: Config, data: PreparedData | None = None, train_missing
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "device": "cuda" if torch.cuda.is_available() else "cpu"},
         "models": models,
-        "claims": judge_all([models]),
+        "ood_sets": models["hybrid"]["ood_sets"],
+        "claims": judge_all([models], run_to_run_spread(config.profile)),
     }
+
+
+def run_to_run_spread(profile: str) -> dict[str, float]:
+    """Each metric's run-to-run spread with the seed fixed (results/<profile>/run_to_run.json, written by
+    tools/run_to_run.py; empty where it was never measured): the floor of every verdict's spread."""
+    path = results_dir() / profile / "run_to_run.json"
+    return json.loads(path.read_text())["spread"] if path.exists() else {}
 
 
 def saved_summary(config: Config) -> dict[str, Any] | None:
@@ -70,17 +78,19 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
         if per_seed[seed] is None:
             per_seed[seed] = evaluate_all(seeded, progress=progress)
             write_summary(per_seed[seed], results_dir() / config.profile / f"seed{seed}", figures=False)
+    models_per_seed = align_ood([per_seed[s]["models"] for s in seeds])
+    names = list(models_per_seed[0])
     stats: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in per_seed[seeds[0]]["models"]:
+    for name in names:
         stats[name] = {}
         for key in COLUMNS:
-            values = [per_seed[s]["models"][name].get(key) for s in seeds]
+            values = [m[name].get(key) for m in models_per_seed]
             if all(v is not None for v in values):
                 stats[name][key] = {"mean": float(np.mean(values)),
                                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
     out = {"profile": config.profile, "seeds": list(seeds), "dataset": config.data.dataset,
            "steps": config.train.steps, "models": stats,
-           "claims": judge_all([per_seed[s]["models"] for s in seeds])}
+           "ood_sets": models_per_seed[0][names[0]]["ood_sets"], "claims": judge_all(models_per_seed, run_to_run_spread(config.profile))}
     out_dir = results_dir() / config.profile
     write_json(out_dir / "seeds.json", out)
     write_text(out_dir / "seeds.md", seeds_markdown(out))
@@ -102,8 +112,8 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
         else:
             run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
             run = ensure_trained(run_config, data, progress)
-            r = evaluate_model(run.model, data, f"lam={lam:g}", config.eval, progress=progress)
-        rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}, "ood_best_score": r["ood_best_score"]})
+            r = evaluate_model(run.model, data, f"lam={lam:g}", config.eval, trains_decoder(objective), progress)
+        rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}})
     write_json(results_dir() / config.profile / "tradeoff.json",
                {"profile": config.profile, "seed": config.train.seed, "rows": rows})
     return rows

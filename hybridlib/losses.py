@@ -42,6 +42,14 @@ def bits_per_dim(nll_nats_per_token: Tensor | float, dims_per_token: int) -> Ten
     return nll_nats_per_token / (math.log(2) * dims_per_token)
 
 
+def lam_at(step: int, cfg: TrainConfig) -> float:
+    """The hybrid's contrastive weight at a step: ``lam``, ramped linearly from 0 over the first
+    ``lam_warmup_steps`` (the generative loss shapes the features first)."""
+    if step >= cfg.lam_warmup_steps:
+        return cfg.lam
+    return cfg.lam * step / cfg.lam_warmup_steps
+
+
 def _gather(z: Tensor) -> Tensor:
     """All ranks' rows of z, differentiably (SimCLR draws negatives from the global batch)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -62,13 +70,20 @@ class Objective(nn.Module):
         self.model = model
         self.objective = cfg.objective
         self.temperature = cfg.temperature
-        self.lam = cfg.lam
+        # the hybrid's weight of this step, a buffer: set_step changes it in place, so a compiled step
+        # reads it as an input and is not recompiled as it ramps
+        self.register_buffer("lam", torch.tensor(lam_at(0, cfg)), persistent=False)
+        self.cfg = cfg
         self.generative_input = cfg.generative_input
         self.dims_per_token = dims_per_token
 
     @property
     def uses_views(self) -> bool:
         return self.objective != "generative"
+
+    def set_step(self, step: int) -> None:
+        """The contrastive weight of training step ``step`` (:func:`lam_at`)."""
+        self.lam.fill_(lam_at(step, self.cfg))
 
     def forward(self, clean: Tensor, view1: Tensor | None = None, view2: Tensor | None = None) -> dict[str, Tensor]:
         m = self.model

@@ -1,7 +1,7 @@
 """One causal transformer: the first blocks are the encoder, the rest the decoder.
 
     tokens (B, T) --[start token + embeddings]--> (B, T+1, d)
-        --> encoder blocks --> h (B, T+1, d) --> LayerNorm, mean over positions --> representation (B, d)
+        --> encoder blocks --> h (B, T+1, d) --> LayerNorm, mean over positions (or the last) --> representation (B, d)
                                                                               --> projection head --> z (B, p)
         --> decoder blocks --> LayerNorm --> states s (B, T+1, d) --> head --> p(next token | s)
 
@@ -139,8 +139,10 @@ class HybridTransformer(nn.Module):
         return x
 
     def representation(self, h: Tensor) -> Tensor:
-        """(B, T+1, d) encoder output -> (B, d): layer-normed, mean-pooled over positions."""
-        return self.ln_rep(h).mean(dim=1)
+        """(B, T+1, d) encoder output -> (B, d): layer-normed, mean-pooled over positions (``pool="mean"``)
+        or the last position, the one that has attended to the whole image (``pool="last"``)."""
+        h = self.ln_rep(h)
+        return h.mean(dim=1) if self.cfg.pool == "mean" else h[:, -1]
 
     def decoder_hidden(self, h: Tensor) -> Tensor:
         """(B, T+1, d) encoder output -> (B, T+1, d) final hidden states; position i predicts token i."""

@@ -135,19 +135,22 @@ def reliability_diagrams(models: dict[str, dict[str, Any]]) -> plt.Figure:
 
 
 def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
-    """AUROC of each model's best score type on each OOD set."""
-    names = list(models)
-    sets = list(next(iter(models.values()))["ood"]["knn_distance"])
-    grid = np.array([[models[n]["ood"][models[n]["ood_best_score"]][s]["auroc"] for s in sets] for n in names])
-    fig, ax = plt.subplots(figsize=(1.1 * len(sets) + 2, 0.5 * len(names) + 1.2))
-    im = ax.imshow(grid, cmap="viridis", vmin=0.5, vmax=1.0)
-    ax.set_xticks(range(len(sets)), [s.replace("_", "\n") for s in sets], fontsize=8)
-    ax.set_yticks(range(len(names)), [f"{n} ({models[n]['ood_best_score']})" for n in names], fontsize=8)
-    for i in range(len(names)):
+    """AUROC of every model and fixed score (one row each) on every OOD set, near sets left of the line."""
+    rows = [(n, score) for n, r in models.items() for score in r["ood"]]
+    groups = next(iter(models.values()))["ood_sets"]
+    sets = groups["near"] + groups["far"]
+    grid = np.array([[models[n]["ood"][score][s]["auroc"] for s in sets] for n, score in rows])
+    fig, ax = plt.subplots(figsize=(1.2 * len(sets) + 2.8, 0.45 * len(rows) + 1.4))
+    im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.axvline(len(groups["near"]) - 0.5, color="white", lw=3)
+    ax.set_xticks(range(len(sets)), [s.replace("_", "\n") for s in sets], fontsize=10)
+    ax.set_yticks(range(len(rows)), [f"{n} · {score.replace('_', ' ')}" for n, score in rows], fontsize=10)
+    ax.set_title("near-OOD  |  far-OOD", fontsize=11)
+    for i in range(len(rows)):
         for j in range(len(sets)):
-            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if grid[i, j] < 0.75 else "black")
-    fig.colorbar(im, ax=ax, label="AUROC")
+            ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if grid[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="AUROC (0.5: chance; below: the score ranks OOD as more typical)")
     fig.tight_layout()
     return fig
 
@@ -170,3 +173,49 @@ def save(fig: plt.Figure, path, close: bool = True) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     if close:
         plt.close(fig)
+
+
+def scaling_metrics(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
+    """Each metric against the training budget (log x), one line per objective, mean ± std over seeds."""
+    fig, axes = plt.subplots(2, math.ceil(len(keys) / 2), figsize=(4.2 * math.ceil(len(keys) / 2), 7), squeeze=False)
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    for ax, key in zip(axes.flat, keys):
+        for objective in objectives:
+            budgets = sorted({r["steps"] for r in rows if r["objective"] == objective and r.get(key) is not None})
+            if not budgets:
+                continue
+            values = [[r[key] for r in rows if r["objective"] == objective and r["steps"] == s] for s in budgets]
+            ax.errorbar(budgets, [np.mean(v) for v in values],
+                        yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", capsize=3,
+                        label=objective, color=MODEL_COLOURS.get(objective))
+        ax.set_xscale("log")
+        ax.set_xlabel("training steps", fontsize=11)
+        ax.set_title(key.replace("_", " "), fontsize=12)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_claims(claims: list[dict[str, Any]]) -> plt.Figure:
+    """Each claim's gap against budget, equal steps (solid) and equal compute (dashed); the bars are the spread
+    (above it the claim is held, below minus it not held)."""
+    ids = list(dict.fromkeys(c["id"] for c in claims))
+    fig, axes = plt.subplots(1, len(ids), figsize=(3.3 * len(ids), 3.4), squeeze=False)
+    for ax, claim_id in zip(axes[0], ids):
+        for budget, style in (("equal steps", "-"), ("equal compute", "--")):
+            cs = sorted((c for c in claims if c["id"] == claim_id and c["budget"] == budget), key=lambda c: c["steps"])
+            if cs:
+                ax.errorbar([c["steps"] for c in cs], [c["gap"] for c in cs], yerr=[c["spread"] for c in cs],
+                            linestyle=style, marker="o", capsize=3, label=budget)
+        ax.axhline(0, color="k", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(f"claim ({claim_id})", fontsize=12)
+        ax.set_xlabel("training steps", fontsize=11)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("gap (> 0: the claim's direction)", fontsize=10)
+    axes[0, 0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig

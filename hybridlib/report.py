@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from . import plots
 from .claims import RULE, claim_lines
@@ -26,6 +27,17 @@ def markdown_table(models: dict[str, dict[str, Any]]) -> str:
         cells = [f"{r[c]:.3f}" if r.get(c) is not None else "–" for c in COLUMNS]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
+
+
+def ood_markdown(models: dict[str, dict[str, Any]]) -> str:
+    """Near and far mean AUROC of each fixed score, one column each (– where a model has no such score:
+    only a trained decoder gives a likelihood)."""
+    keys = ("ood_auroc_near", "ood_auroc_far", "ood_likelihood_auroc_near", "ood_likelihood_auroc_far")
+    rows = ["| model | kNN distance, near | kNN distance, far | likelihood, near | likelihood, far |",
+            "|---|---:|---:|---:|---:|"]
+    for name, r in models.items():
+        rows.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in keys) + " |")
+    return "\n".join(rows)
 
 
 def summary_figures(models: dict[str, dict[str, Any]], folder: Path) -> list[str]:
@@ -48,8 +60,13 @@ def summary_markdown(summary: dict[str, Any], figures: list[str]) -> str:
         "",
         markdown_table(summary["models"]),
         "",
-        "Accuracies and AUROC are fractions; ECE is the linear probe's (15 bins); OOD AUROC is the mean over OOD "
-        "sets of each model's best score type (kNN distance or likelihood).",
+        "Accuracies and AUROC are fractions; ECE is the linear probe's (15 bins). OOD AUROC is the kNN-distance "
+        "score's (fixed in advance for every model), averaged over the near-OOD sets "
+        f"({', '.join(summary['ood_sets']['near'])}) and the far-OOD sets ({', '.join(summary['ood_sets']['far'])}).",
+        "",
+        "### OOD detection by score",
+        "",
+        ood_markdown(summary["models"]),
         "",
         "## The paper's claims in this run",
         "",
@@ -114,7 +131,7 @@ def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None) -> p
     its decoder is never trained."""
     finite = [r["lam"] for r in rows if 0 < r["lam"] < math.inf]
     x = [min(finite) / 4 if r["lam"] == 0 else max(finite) * 4 if math.isinf(r["lam"]) else r["lam"] for r in rows]
-    metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_mean", "corruption_acc_mean")}
+    metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean")}
     metrics["test_bits_per_dim"] = [float("nan") if math.isinf(r["lam"]) else r["test_bits_per_dim"] for r in rows]
     fig = plots.tradeoff_plot(x, metrics)
     if profile is not None:
@@ -122,3 +139,81 @@ def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None) -> p
         out.parent.mkdir(parents=True, exist_ok=True)
         plots.save(fig, out, close=False)
     return fig
+
+
+def ablations_markdown(out: dict[str, Any]) -> str:
+    """Every ablation row with its verdicts, the declared rule first and the stages' outcome last."""
+    keys = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean", "test_bits_per_dim")
+    claim_ids = list(out["rows"][0]["verdicts"]) if out["rows"] else []
+    head = ("| stage | configuration | seeds | claims held | " + " | ".join(claim_ids) + " | "
+            + " | ".join(k.replace("_", " ") for k in keys) + " | train min |")
+    rows = [head, "|---:|---|---|---:|" + "---|" * len(claim_ids) + "---:|" * (len(keys) + 1)]
+    for r in out["rows"]:
+        cells = [_mean_std(r, k) for k in keys]
+        rows.append(f"| {r['stage']} | {r['variant']} | {','.join(map(str, r['seeds']))} | {r['claims_held']} | "
+                    + " | ".join(r["verdicts"].get(c, "–") for c in claim_ids) + " | " + " | ".join(cells)
+                    + f" | {r['train_minutes']:.1f} |")
+    stages = out.get("stages", {})
+    outcome = []
+    if "2" in stages:
+        outcome += ["", "Stage 2, each factor's best level: " + "; ".join(f"{f}: {v}" for f, v in
+                                                                      stages["2"]["best_level"].items()) + "."]
+    if "3" in stages:
+        outcome += ["", f"Stage 3 finalists: {', '.join(stages['3']['finalists'])}. "
+                        f"**Winner: {stages['3']['winner']['name']}.**"]
+    return "\n".join([f"# Ablations of the hybrid: profile `{out['profile']}`, {out['steps']} steps", "",
+                      f"**Selection rule.** {out['rule']}", "",
+                      "Metrics are the hybrid's (mean ± standard deviation over the seeds of the row); a verdict "
+                      f"is each claim's by the claims' rule ({RULE}).", "", *rows, *outcome, ""])
+
+
+def _mean_std(row: dict[str, Any], key: str) -> str:
+    if row.get(key) is None:
+        return "–"
+    std = row.get(f"{key}_std")
+    return f"{row[key]:.3f}" + (f" ± {std:.3f}" if std and len(row["seeds"]) > 1 else "")
+
+
+SCALING_METRICS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean",
+                   "test_bits_per_dim")
+
+
+def scaling_figures(out: dict[str, Any], folder: Path) -> list[str]:
+    """scaling_metrics.png (each metric against budget, mean ± std over seeds) and scaling_claims.png (each
+    claim's gap against budget); their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {"scaling_metrics": plots.scaling_metrics(out["rows"], SCALING_METRICS)}
+    if out.get("claims"):
+        figures["scaling_claims"] = plots.scaling_claims(out["claims"])
+    for name, fig in figures.items():
+        plots.save(fig, folder / f"{name}.png")
+    return list(figures)
+
+
+def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
+    """The scaling table (one row per objective and budget, mean ± std over seeds) and the claims per budget."""
+    rows = ["| objective | steps | seeds | " + " | ".join(k.replace("_", " ") for k in SCALING_METRICS)
+            + " | train min | train PFLOP |", "|---|---:|---|" + "---:|" * (len(SCALING_METRICS) + 2)]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in out["rows"]:
+        groups.setdefault((r["objective"], r["steps"]), []).append(r)
+    for (objective, steps), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        cells = []
+        for k in SCALING_METRICS:
+            values = [r[k] for r in rs if r.get(k) is not None]
+            cells.append("–" if not values else f"{np.mean(values):.3f}" +
+                         (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""))
+        rows.append(f"| {objective} | {steps} | {','.join(str(r['seed']) for r in rs)} | " + " | ".join(cells)
+                    + f" | {np.mean([r['train_minutes'] for r in rs]):.1f} | {rs[0]['train_pflops']:.2f} |")
+    claims = ["| steps | budget | claim | verdict | gap | spread | compared with |", "|---:|---|---|---|---:|---:|---|"]
+    for c in out.get("claims", []):
+        other = (f"{c['other']} at {c['other_steps']} steps ({c['compute_ratio']:.2f}x the FLOPs)"
+                 if c["budget"] == "equal compute" else f"{c['other']} at {c['steps']} steps")
+        claims.append(f"| {c['steps']} | {c['budget']} | ({c['id']}) {c['statement']} | {c['verdict']} | "
+                      f"{c['gap']:+.4f} | {c['spread']:.4f} | {other}, seeds {c['seeds']} |")
+    return "\n".join([f"# Scaling: profile `{out['profile']}`, {out['dataset']}", "",
+                      "Every objective at each training budget (steps of the profile's batch); mean ± standard "
+                      "deviation over the seeds listed. Equal compute compares a claim's model with the other "
+                      "model's run whose training FLOPs are nearest (the ratio is given).", "", *rows, "",
+                      f"## The claims by budget: each is {RULE}", "", *claims, "",
+                      *[f"![{name}](figures/{name}.png)\n" for name in figures]])

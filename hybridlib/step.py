@@ -184,6 +184,7 @@ class TrainStep:
     def __call__(self, clean: Tensor, views: tuple[Tensor | None, Tensor | None] = (None, None)) -> dict[str, Tensor]:
         """One step on clean tokens (B, T) and, for the objectives that use them, two views (B, T) each;
         returns the objective's outputs (loss terms, not synchronised to the host)."""
+        self.objective.set_step(self.scheduler.last_epoch)  # the schedule's count: the steps taken so far
         out = self.runner(forward_backward, (clean, *views), self.optimizer, self.scaler, self.amp_dtype,
                           self.device)
         if self.cfg.grad_clip > 0:

@@ -56,8 +56,8 @@ generative_bits = rows[0]["test_bits_per_dim"]
 for r in rows:
     bits = "–" if math.isinf(r["lam"]) else \
         f"{r['test_bits_per_dim']:.3f} ({100 * (r['test_bits_per_dim'] / generative_bits - 1):+.1f} % vs generative-only)"
-    print(f"λ={r['lam']:<5g} probe {r['linear_probe_acc']:.3f}  kNN {r['knn_acc']:.3f}  OOD {r['ood_auroc_mean']:.3f} "
-          f"({r['ood_best_score']})  corruption {r['corruption_acc_mean']:.3f}  bits/dim {bits}")
+    print(f"λ={r['lam']:<5g} probe {r['linear_probe_acc']:.3f}  kNN {r['knn_acc']:.3f}  near-OOD {r['ood_auroc_near']:.3f} "
+          f"corruption {r['corruption_acc_mean']:.3f}  bits/dim {bits}")
 
 # %% [markdown]
 # ## The picture

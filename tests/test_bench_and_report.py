@@ -57,8 +57,8 @@ def test_flop_count_matches_a_counted_training_step(objective, generative_input,
 
 
 def _fake_models(**over):
-    base = {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_mean": 0.8, "corruption_acc_mean": 0.5, "ece": 0.02,
-            "ood_best_score": "knn_distance", "test_bits_per_dim": 1.0}
+    base = {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_near": 0.8, "ood_auroc_far": 0.99, "corruption_acc_mean": 0.5, "ece": 0.02,
+            "test_bits_per_dim": 1.0}
     models = {n: dict(base) for n in ("contrastive", "generative", "hybrid", "raw_pixels", "random_init")}
     for key, value in over.items():
         name, metric = key.split("__")
@@ -102,6 +102,20 @@ def test_bench_quick_runs_and_writes_json(tmp_path):
     assert saved[0]["compiled"] == get_config("cpu", "generative").train.compile
     # the second run finds the first one's kernels in the compile cache
     assert saved[0]["first_step_s_warm"] < saved[0]["first_step_s_cold"]
+    assert saved[0]["eval_s"] is None or saved[0]["eval_s"] > 0  # None: Fashion-MNIST is not on this machine
+
+
+def test_bench_times_an_evaluation_on_the_profiles_data(smoke_data, monkeypatch):
+    from hybridlib import bench
+
+    monkeypatch.setattr(bench, "_prepared", lambda config: smoke_data)
+    assert bench._eval_seconds(get_config("smoke", "hybrid"), "cpu", quick=True) > 0
+
+    def missing(config):
+        raise bench.DataError("not on disk")
+
+    monkeypatch.setattr(bench, "_prepared", missing)
+    assert bench._eval_seconds(get_config("smoke", "hybrid"), "cpu", quick=True) is None
 
 
 @pytest.mark.parametrize("head", ["joint", "pixels"])

@@ -3,7 +3,7 @@ import pytest
 
 from hybridlib.claims import CLAIMS, judge, judge_all
 
-BASE = {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_mean": 0.8, "corruption_acc_mean": 0.5, "ece": 0.02,
+BASE = {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_near": 0.8, "ood_auroc_far": 0.99, "corruption_acc_mean": 0.5, "ece": 0.02,
         "test_bits_per_dim": 1.0}
 
 
@@ -27,9 +27,9 @@ def test_every_claim_has_one_definition():
 
 @pytest.mark.parametrize("claim_id, better, worse", [
     ("a", {"contrastive__linear_probe_acc": 0.8}, {"generative__linear_probe_acc": 0.8}),
-    ("b", {"generative__ood_auroc_mean": 0.9}, {"contrastive__ood_auroc_mean": 0.9}),
+    ("b", {"generative__ood_auroc_near": 0.9}, {"contrastive__ood_auroc_near": 0.9}),
     ("c1", {"hybrid__linear_probe_acc": 0.8}, {"contrastive__linear_probe_acc": 0.8}),
-    ("c2", {"hybrid__ood_auroc_mean": 0.9}, {"generative__ood_auroc_mean": 0.9}),
+    ("c2", {"hybrid__ood_auroc_near": 0.9}, {"generative__ood_auroc_near": 0.9}),
     ("c3", {"hybrid__test_bits_per_dim": 0.9}, {"hybrid__test_bits_per_dim": 1.05}),
     ("check", {"hybrid__linear_probe_acc": 0.8}, {"raw_pixels__linear_probe_acc": 0.8}),
 ])
@@ -67,3 +67,14 @@ def test_claims_with_a_missing_model_or_metric_are_left_out():
     del models["raw_pixels"]
     models["contrastive"]["test_bits_per_dim"] = None
     assert [c["id"] for c in judge_all([models])] == ["a", "b", "c1", "c2", "c3"]
+
+
+def test_a_single_seed_gap_inside_the_run_to_run_spread_decides_nothing():
+    models = fake_models(hybrid__linear_probe_acc=0.705)  # 0.005 ahead of contrastive and raw pixels
+    assert verdicts(models)["c1"] == "held"  # no floor: any gap decides one seed
+    floored = {c["id"]: c for c in judge_all([models], {"linear_probe_acc": 0.006})}
+    assert floored["c1"]["verdict"] == "undecided" and floored["c1"]["spread"] == 0.006
+    assert floored["c2"]["spread"] == 0.0  # a floor belongs to its metric only
+    seeds = [fake_models(hybrid__linear_probe_acc=0.72 + d) for d in (-0.01, 0.0, 0.01)]
+    c1 = next(c for c in judge_all(seeds, {"linear_probe_acc": 0.006}) if c["id"] == "c1")
+    assert c1["spread"] == pytest.approx(0.01) and c1["verdict"] == "held"  # the seeds' spread is the larger

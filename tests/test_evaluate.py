@@ -8,9 +8,10 @@ import torch
 from hybridlib.config import EvalConfig, get_config
 from hybridlib.corruptions import CORRUPTIONS, corrupt
 from hybridlib.evaluate import (
-    SUMMARY_KEYS, auroc, evaluate_baselines, evaluate_checkpoint, evaluate_model, expected_calibration_error,
-    fit_linear_probe, knn_accuracy, ood_sets,
+    SUMMARY_KEYS, align_ood, auroc, evaluate_baselines, evaluate_checkpoint, evaluate_model,
+    expected_calibration_error, ood_groups, ood_sets,
 )
+from hybridlib.probes import fit_linear_probe, knn_accuracy
 from hybridlib.files import write_json
 from hybridlib.train import train
 
@@ -92,8 +93,11 @@ def test_one_call_evaluates_every_axis_and_saves_json(trained_run, smoke_data, t
     for key in SUMMARY_KEYS + ("test_bits_per_dim",):
         assert 0 <= r[key] <= (1 if key != "test_bits_per_dim" else 2)
     assert r["linear_probe_acc"] > 0.2  # chance is 0.1 on digits
-    assert set(r["ood"]) == {"knn_distance", "likelihood"} and r["ood_best_score"] in r["ood"]
-    assert r["ood_auroc_mean"] == max(r["ood_auroc_mean_by_score"].values())
+    assert set(r["ood"]) == {"knn_distance", "likelihood"}  # a hybrid has a trained decoder: both fixed scores
+    assert r["ood_sets"] == {"near": ["vflip"], "far": ["gaussian_noise", "uniform_noise", "constant"]}  # digits data
+    assert r["ood_auroc_near"] == r["ood"]["knn_distance"]["vflip"]["auroc"]
+    assert r["ood_likelihood_auroc_far"] == pytest.approx(
+        np.mean([r["ood"]["likelihood"][s]["auroc"] for s in r["ood_sets"]["far"]]))
     assert set(r["corruption"]) == set(CORRUPTIONS) and all(len(v) == 5 for v in r["corruption"].values())
     write_json(tmp_path / "r.json", r)
     loaded = json.loads((tmp_path / "r.json").read_text())
@@ -106,6 +110,44 @@ def test_baselines(smoke_data):
     assert set(b) == {"raw_pixels", "random_init"}
     assert b["raw_pixels"]["feature_dim"] == 64 and b["raw_pixels"]["linear_probe_acc"] > 0.8
     assert "test_bits_per_dim" not in b["raw_pixels"]
+    assert set(b["random_init"]["ood"]) == {"knn_distance"}  # no trained decoder: no likelihood score, no bits/dim
+    assert "test_bits_per_dim" not in b["random_init"] and "ood_likelihood_auroc_near" not in b["random_init"]
+
+
+def test_ood_sets_split_into_near_and_far_in_order():
+    assert ood_groups(["digits", "mnist", "vflip", "gaussian_noise", "uniform_noise", "constant"]) == {
+        "near": ["digits", "mnist", "vflip"], "far": ["gaussian_noise", "uniform_noise", "constant"]}
+
+
+def test_runs_with_different_ood_sets_are_compared_on_the_sets_both_have():
+    def run(per_set):
+        ood = {s: {"auroc": a} for s, a in per_set.items()}
+        groups = ood_groups(list(per_set))
+        return {"m": {"ood": {"knn_distance": ood}, "ood_sets": groups,
+                      "ood_auroc_near": float(np.mean([per_set[s] for s in groups["near"]]))}}
+
+    with_mnist = run({"digits": 0.8, "mnist": 0.5, "vflip": 0.9, "constant": 1.0})
+    without = run({"digits": 0.7, "vflip": 0.8, "constant": 0.9})
+    a, b = align_ood([with_mnist, without])
+    assert a["m"]["ood_sets"] == {"near": ["digits", "vflip"], "far": ["constant"]}
+    assert a["m"]["ood_auroc_near"] == pytest.approx(0.85) and b["m"]["ood_auroc_near"] == pytest.approx(0.75)
+    assert with_mnist["m"]["ood_auroc_near"] == pytest.approx(0.7333, abs=1e-4)  # the inputs are left as they were
+
+
+def test_linear_probe_reaches_scikit_learns_optimum():
+    """The same objective (L2-penalised multinomial logistic regression, C = 1, standardised features) solved
+    by scikit-learn run to a tight tolerance: the same probabilities, on correlated features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    g = np.random.default_rng(1)
+    latent = g.normal(size=(1500, 6))
+    x = (latent @ g.normal(size=(6, 24)) + 0.3 * g.normal(size=(1500, 24))).astype(np.float32)  # correlated columns
+    y = (latent[:, :4] + 0.5 * g.normal(size=(1500, 4))).argmax(1)  # four classes, not separable
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10, max_iter=20_000)).fit(x, y)
+    ours = fit_linear_probe(x, y)
+    assert np.abs(ours.predict_proba(x) - reference.predict_proba(x)).max() < 2e-3
 
 
 def test_knn_accuracy_equals_scikit_learns_classifier():

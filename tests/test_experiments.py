@@ -37,8 +37,9 @@ def test_seeds_aggregate_the_saved_summaries(tmp_path, monkeypatch):
     and the means, standard deviations and claims come from them. (evaluate_all itself runs in notebook 5.)"""
     monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
     config = get_config("smoke")
-    models = {name: {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_mean": 0.8, "corruption_acc_mean": 0.5,
-                     "ece": 0.02, "test_bits_per_dim": 1.0} for name in ("contrastive", "generative", "hybrid",
+    models = {name: {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_near": 0.8, "ood_auroc_far": 0.99, "corruption_acc_mean": 0.5,
+                     "ece": 0.02, "test_bits_per_dim": 1.0, "ood": {"knn_distance": {"digits": {"auroc": 0.8}}},
+                     "ood_sets": {"near": ["digits"], "far": []}} for name in ("contrastive", "generative", "hybrid",
                                                                           "raw_pixels", "random_init")}
     for seed, acc in ((0, 0.80), (1, 0.84)):
         summary = {"seed": seed, "config": config.with_train(seed=seed).to_dict(),
