@@ -1,59 +1,148 @@
-"""Answer checks for the notebooks' exercises. Expected values are computed, not stored: from the
-library's own functions and from the profile the notebooks run."""
+"""Answer checks for the notebooks' exercises.
+
+The expected answers are not here and not in the notebooks: each is computed by a function of
+:mod:`hybridlib.solutions` (the worked solutions, to read after trying), from the library's own functions and,
+where the answer depends on the profile, from the configuration the notebook passes in.
+
+- :data:`EXERCISES`: questions answered with one number worked out by hand.
+- :data:`CODE_EXERCISES`: exercises that ask for a change to the notebook's code; the answer is what the changed
+  code gives (several numbers, a function, the name of a loss term).
+
+``check(name, answer, *given)`` prints one line: not answered yet (``None``), not quite (with a hint), or correct.
+"""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
-from .config import get_config
-from .losses import bits_per_dim, nt_xent
+from . import solutions
+
+SOLUTIONS_FILE = "hybridlib/solutions.py"
 
 
-def _vocab_levels4_patch3() -> float:
-    return 4 ** (3 * 3)
+def _number(answer: Any, expected: float, rel: float) -> str | None:
+    """None when ``answer`` is ``expected`` within ``rel``, else what is wrong with it."""
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return f"expected a number, got {answer!r}"
+    return None if math.isclose(value, float(expected), rel_tol=rel) else ""
 
 
-def _nt_xent_two_orthogonal() -> float:
-    e = torch.eye(2)
-    return float(nt_xent(e, e.clone(), temperature=0.5))
+def _numbers(answer: Any, expected: dict[str, float], rel: float) -> str | None:
+    """Several named numbers, answered as a tuple in the order of ``expected``."""
+    if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):
+        return f"expected {len(expected)} numbers: {', '.join(expected)}"
+    off = [name for value, (name, right) in zip(answer, expected.items()) if _number(value, right, rel) is not None]
+    return f"the {' and the '.join(off)} {'is' if len(off) == 1 else 'are'} off" if off else None
 
 
-def _bits_per_dim_half() -> float:
-    # a model that gives every true 2x2-patch token probability 1/16 = 2**-4 spends 4 bits on 4 pixels
-    return float(bits_per_dim(-math.log(1 / 16), dims_per_token=4))
+def _loss_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """A function (z1, z2, temperature) -> loss, compared with the solution on a few fixed inputs."""
+    if not callable(answer):
+        return f"expected a function (z1, z2, temperature) -> loss, got {answer!r}"
+    g = torch.Generator().manual_seed(0)
+    for n, dim, temperature in ((4, 8, 0.5), (8, 16, 0.2)):
+        z1 = torch.randn(n, dim, generator=g)
+        z2 = z1 + 0.5 * torch.randn(n, dim, generator=g)  # partners alike, as after some training
+        try:
+            mine = float(answer(z1.clone(), z2.clone(), temperature))
+        except Exception as e:  # a student's function may fail in any way: say how, do not raise
+            return f"your function raised {type(e).__name__}: {e}"
+        if not math.isclose(mine, float(expected(z1, z2, temperature)), rel_tol=rel, abs_tol=1e-6):
+            return f"for N = {n}, temperature {temperature} it gives {mine:.4f}"
+    return None
 
 
-def _hybrid_lam_for_equal_terms() -> float:
-    # at initialisation L_gen ~ ln(vocabulary) (uniform over the cpu profile's tokens) and L_con ~ ln(2N - 1)
-    # (the positive among the 2N - 1 other views of a batch of N): the lambda that weighs both terms equally
-    config = get_config("cpu", "hybrid")
-    return math.log(config.model.vocab_size) / math.log(2 * config.train.batch_size - 1)
+_TERM_NAMES = {"con_loss": {"con_loss", "con", "contrastive", "l_con", "lcon", "nt_xent", "ntxent"},
+               "gen_nll": {"gen_nll", "gen", "generative", "l_gen", "lgen", "bits_per_dim"}}
 
 
-EXERCISES: dict[str, tuple[Callable[[], float], str]] = {
-    "tokens-vocab": (_vocab_levels4_patch3, "a token is levels ** (pixels per patch)"),
-    "nt-xent-orthogonal": (_nt_xent_two_orthogonal, "each row's partner has cosine 1, the two others cosine 0"),
-    "bits-per-dim": (_bits_per_dim_half, "bits per token = -log2 p; divide by the pixels per token"),
-    "hybrid-lambda": (_hybrid_lam_for_equal_terms, "compare ln(vocabulary) with ln(2N - 1)"),
+def _term(answer: Any, expected: str, rel: float) -> str | None:
+    """The name of a loss term ("con_loss" or "gen_nll"; "contrastive", "L_con" ... are taken too)."""
+    if not isinstance(answer, str):
+        return f'expected the name of a term, "con_loss" or "gen_nll", got {answer!r}'
+    word = answer.strip().lower().replace(" ", "_").replace("-", "_")
+    return None if word in _TERM_NAMES[expected] else ""
+
+
+class Exercise(NamedTuple):
+    """An exercise's solution (a function of :mod:`hybridlib.solutions`), the hint shown with a wrong or missing
+    answer, and how an answer is compared with the solution's value (None: right; else a note on what is off)."""
+    solution: Callable[..., Any]
+    hint: str
+    compare: Callable[[Any, Any, float], str | None] = _number
+
+
+EXERCISES: dict[str, Exercise] = {
+    "tokens-vocab": Exercise(solutions.tokens_vocab, "a token is levels ** (pixels per patch)"),
+    "nt-xent-orthogonal": Exercise(solutions.nt_xent_orthogonal,
+                                   "each row's partner has cosine 1, the two others cosine 0"),
+    "bits-per-dim": Exercise(solutions.bits_per_dim_one_sixteenth,
+                             "bits per token = -log2 p; divide by the pixels per token"),
+    "hybrid-lambda": Exercise(solutions.hybrid_lambda, "compare ln(vocabulary) with ln(2N - 1)"),
+}
+
+CODE_EXERCISES: dict[str, Exercise] = {
+    "one-by-one-patches": Exercise(
+        solutions.one_by_one_patches,
+        "a 1x1 patch is one pixel; attention compares every position with every other (T x T scores, "
+        "leave out the start token)", _numbers),
+    "nt-xent-no-self-mask": Exercise(
+        solutions.nt_xent_without_self_mask,
+        "copy nt_xent_from_scratch and delete only the masked_fill line; everything else stays", _loss_function),
+    "mask-off-by-one": Exercise(
+        solutions.mask_off_by_one,
+        "each attention layer lets a position see one token further ahead, and the model has several blocks",
+        _number),
+    "pool-last": Exercise(
+        solutions.pool_last_changes,
+        "which branch reads the pooled representation, and which reads the encoder's whole sequence?", _term),
 }
 
 
-def is_correct(name: str, answer: Any, rel: float = 1e-3) -> bool:
-    """Whether ``answer`` matches the computed value within ``rel`` (None: unanswered, so False)."""
-    return answer is not None and math.isclose(float(answer), EXERCISES[name][0](), rel_tol=rel)
+def _exercise(name: str) -> Exercise:
+    if name in EXERCISES:
+        return EXERCISES[name]
+    if name in CODE_EXERCISES:
+        return CODE_EXERCISES[name]
+    raise KeyError(f"no exercise {name!r}; the exercises are: {', '.join([*EXERCISES, *CODE_EXERCISES])}")
 
 
-def check(name: str, answer: Any, rel: float = 1e-3) -> None:
+def unanswered(answer: Any) -> bool:
+    """The placeholder: None, or a tuple with None in it."""
+    return answer is None or (isinstance(answer, (tuple, list)) and any(a is None for a in answer))
+
+
+def verdict(name: str, answer: Any, *given: Any, rel: float = 1e-3) -> tuple[str, str]:
+    """("unanswered" | "wrong" | "correct", a note on what is off). ``given``: what the solution is computed from
+    (the notebook's configuration, for answers that depend on the profile)."""
+    exercise = _exercise(name)
+    if unanswered(answer):
+        return "unanswered", ""
+    # a function is compared with the solution's function; anything else with the solution's value
+    expected = exercise.solution if exercise.compare is _loss_function else exercise.solution(*given)
+    note = exercise.compare(answer, expected, rel)
+    return ("correct", "") if note is None else ("wrong", note)
+
+
+def is_correct(name: str, answer: Any, *given: Any, rel: float = 1e-3) -> bool:
+    """Whether ``answer`` matches the solution (numbers within ``rel``; None: unanswered, so False)."""
+    return verdict(name, answer, *given, rel=rel)[0] == "correct"
+
+
+def check(name: str, answer: Any, *given: Any, rel: float = 1e-3) -> None:
     """Print whether ``answer`` is right; unanswered (None) just says so, with a hint."""
-    hint = EXERCISES[name][1]
-    if answer is None:
-        print(f"{name}: not answered yet (hint: {hint})")
-    elif is_correct(name, answer, rel):
-        print(f"{name}: correct")
+    exercise = _exercise(name)
+    outcome, note = verdict(name, answer, *given, rel=rel)
+    if outcome == "unanswered":
+        print(f"{name}: not answered yet (hint: {exercise.hint})")
+    elif outcome == "wrong":
+        print(f"{name}: not quite{': ' + note if note else ''} (hint: {exercise.hint})")
     else:
-        print(f"{name}: not quite (hint: {hint})")
+        print(f"{name}: correct (the worked solution: {SOLUTIONS_FILE}, {exercise.solution.__name__})")
 
 
 def check_choice(answer: Any, expected: Any, hint: str) -> None:

@@ -93,8 +93,66 @@ images = data.train_images[:8]
 plots.show_rows({"image": images, "view 1": random_views(images, g, **kwargs), "view 2": random_views(images, g, **kwargs)});
 
 # %% [markdown]
-# **Exercise.** How many distinct tokens are there with 4 grey levels and 3x3-pixel patches?
+# ## Exercises
+# Each check cell says "not answered yet" until you replace the `None`s, then "not quite" (with a hint) or
+# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+#
+# **Exercise 1.** How many distinct tokens are there with 4 grey levels and 3x3-pixel patches?
 
 # %%
 answer = None  # replace with your number
 hl.exercises.check("tokens-vocab", answer)
+
+# %% [markdown]
+# **Exercise 2 (change the code): one pixel per token.** iGPT's tokens are single pixels. Make a tokenizer with
+# 1x1 patches and the same grey levels, `GrayTokenizer(levels, patch_size)` from
+# [hybridlib/tokenizer.py](../hybridlib/tokenizer.py), encode `images` (the 8 images above) with it, and read off
+# the sequence length (tokens per image) and the vocabulary. Then: how many times more does one attention layer
+# cost with these tokens than with this profile's? Attention scores every pair of positions; leave out the start
+# token. Before you run anything, predict which of the three grows and which shrinks. (On the GPU profiles a
+# token is one palette colour, already one pixel: the sequence stays, and the ratio is 1.)
+
+# %%
+from hybridlib.tokenizer import GrayTokenizer
+tokenizer_1x1 = None  # replace: a GrayTokenizer with 1x1 patches
+seq_len, vocab, attention_ratio = None, None, None  # replace: read them off tokenizer_1x1 and the tokens it gives
+hl.exercises.check("one-by-one-patches", (seq_len, vocab, attention_ratio), config)
+
+# %% [markdown]
+# ## Conclusion
+# **What we saw.** An image becomes a short sequence of integers and comes back from it exactly (up to the grey
+# levels it was rounded to), and contrastive learning will compare two random views of each image. The numbers of
+# this run:
+
+# %%
+import math
+d = config.data
+most_bits = math.log2(d.levels) if d.channels == 1 else math.log2(d.palette_size) / d.channels
+print(f"{d.seq_len} tokens per image from a vocabulary of {d.vocab_size}; one token stands for "
+      f"{d.dims_per_token} pixel values")
+print(f"one pixel value carries at most {most_bits:.2f} bits here (8 bits in the 256-level images of the literature)")
+
+# %% [markdown]
+# **What it means.** The token is a design choice that trades sequence length against vocabulary: larger
+# patches give fewer positions to attend over (attention grows with the square of the length) but a softmax over
+# many more values. The likelihoods of notebooks 3 and 4 are exact, but for the *quantized* images: a pixel with
+# few grey levels carries little information, which caps the bits per dimension a model can spend on it.
+#
+# **What to try next.** Change `levels` or `patch_size` through `OVERRIDES` (e.g. `{"levels": 16}`) and rerun:
+# watch the vocabulary and the sequence length. Stronger augmentations (`crop_scale`, `jitter`) make the views
+# harder to match: notebook 2 trains on them.
+
+# %% [markdown]
+# ## References
+# - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
+#   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
+# - M. Chen, A. Radford, R. Child, J. Wu, H. Jun, D. Luan, I. Sutskever (2020). Generative Pretraining from Pixels
+#   (iGPT). ICML. [PMLR 119](https://proceedings.mlr.press/v119/chen20s.html)
+# - S. Kim, S. Kim, J. Lee (2021). Hybrid Generative-Contrastive Representation Learning.
+#   [arXiv:2106.06162](https://arxiv.org/abs/2106.06162)
+# - E. Nalisnick, A. Matsukawa, Y. W. Teh, D. Gorur, B. Lakshminarayanan (2019). Do Deep Generative Models Know
+#   What They Don't Know? ICLR. [arXiv:1810.09136](https://arxiv.org/abs/1810.09136)
+# - C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger (2017). On Calibration of Modern Neural Networks. ICML.
+#   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
+# - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
+#   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)

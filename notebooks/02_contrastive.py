@@ -19,7 +19,7 @@
 #
 # **Learning goals**
 #
-# - write down NT-Xent and know its value at initialisation and its minimum;
+# - write NT-Xent from scratch, check it against the library, and know its value at initialisation and its floor;
 # - train the encoder with it alone (the decoder is never used);
 # - read the loss curve and look at what the representation retrieves.
 #
@@ -53,18 +53,93 @@ config, data = hl.setup("contrastive", PROFILE, SEED, steps=STEPS, **OVERRIDES)
 #
 # $$\ell_i = -\log \frac{\exp(\cos(z_i, z_j)/\tau)}{\sum_{k \ne i} \exp(\cos(z_i, z_k)/\tau)}$$
 #
-# and the loss is the mean over all 2N. At initialisation the projections are unrelated, every one of the
-# $2N-1$ candidates is equally likely, and the loss is close to $\ln(2N-1)$. Its minimum approaches 0 when
-# partners coincide and everything else is far apart.
+# and the loss is the mean over all 2N. At initialisation nothing has been learned, every one of the $2N-1$
+# candidates is about equally likely, and the loss is close to $\ln(2N-1)$. How low it can go is worked out below:
+# not to 0.
+#
+# **NT-Xent from scratch**, step by step as `nt_xent` in [hybridlib/losses.py](../hybridlib/losses.py) does it:
+# unit vectors, every pairwise cosine over τ, a mask so that no view is its own candidate, each row's partner, and
+# the cross-entropy of each row against its partner.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 import math
+import torch.nn.functional as F
 from hybridlib.losses import nt_xent
-n = config.train.batch_size
-z1, z2 = torch.randn(n, 512), torch.randn(n, 512)
-loss0 = nt_xent(z1, z2, temperature=1.0).item()
-print("random projections: loss within 2 % of ln(2N - 1):", abs(loss0 - math.log(2 * n - 1)) / math.log(2 * n - 1) < 0.02)
+
+def nt_xent_from_scratch(z1, z2, tau):
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, p) unit vectors: the N first views, then the N second views
+    sim = z @ z.T / tau  # (2N, 2N) cosine of every pair, over the temperature
+    self_mask = torch.eye(2 * n, dtype=torch.bool)
+    sim = sim.masked_fill(self_mask, float("-inf"))  # a view is not a candidate for itself: exp(-inf) = 0
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])  # row k's partner is row k + N, and back
+    return F.cross_entropy(sim, partner)  # the mean over the 2N rows of -log softmax(row)[partner]
+
+# %% [markdown]
+# ## At initialisation
+# The untrained model (the weights this notebook's training starts from) projects two augmented views of N real
+# training images, and the loss is taken at the profile's temperature. The from-scratch loss must equal the
+# library's. The loss is near ln(2N − 1) but not on it: an untrained network already maps the two views of one image
+# a little closer together than two different images (a higher partner cosine pulls the loss below ln(2N − 1)),
+# while the spread of the negatives' cosines pushes it up (a log-sum-exp is at least the mean of its terms).
+
+# %%
+from hybridlib.step import make_views, step_generator
+torch.manual_seed(SEED)
+fresh = hl.HybridTransformer(config.model)  # the weights training starts from
+n, tau = config.train.batch_size, config.train.temperature
+v1, v2 = make_views(data.train_images[:n], data.tokenizer, config.train, step_generator(SEED, 0, 0))  # (N, T) each
+with torch.no_grad():
+    z1, z2 = fresh(v1, decode=False)[2], fresh(v2, decode=False)[2]  # (N, p) projections of the two views
+torch.testing.assert_close(nt_xent_from_scratch(z1, z2, tau), nt_xent(z1, z2, tau))
+loss0 = nt_xent(z1, z2, tau).item()
+z = F.normalize(torch.cat([z1, z2]), dim=1)
+cos = z @ z.T
+partner_cos = torch.diagonal(cos, n).mean().item()
+negative_cos = ((cos.sum() - cos.trace() - 2 * torch.diagonal(cos, n).sum()) / (2 * n * (2 * n - 2))).item()
+print(f"from scratch = library. Untrained model, tau = {tau}: loss {loss0:.3f}, ln(2N - 1) = {math.log(2 * n - 1):.3f}")
+print(f"mean cosine with the partner {partner_cos:.3f}, with a negative {negative_cos:.3f}")
+print("within 15 % of ln(2N - 1):", abs(loss0 - math.log(2 * n - 1)) < 0.15 * math.log(2 * n - 1))
+
+# %% [markdown]
+# ## How low can it go?
+# Not to 0: a cosine is at most 1, and 2N unit vectors cannot all be far from each other at once. Write $s_+$ for
+# the mean cosine of a view with its partner and $\bar s$ for its mean cosine with one of the $2N-2$ negatives.
+#
+# 1. The sum of the projections has a squared length of at least 0:
+#    $\|\sum_i z_i\|^2 = 2N + 2N s_+ + 2N(2N-2)\,\bar s \ge 0$, so $\bar s \ge -(1 + s_+)/(2N-2)$.
+# 2. Each term is $\ell_i = \log\big(1 + \sum_{k \ne i, j} e^{(s_{ik} - s_{ij})/\tau}\big)$. Both $e^x$ and
+#    $\log(1 + c\,e^x)$ are convex, so (Jensen) the mean loss is at least its value with every cosine replaced by
+#    its mean: $\mathcal L \ge \log\big(1 + (2N-2)\,e^{(\bar s - s_+)/\tau}\big)$.
+# 3. With 1. and $s_+ \le 1$, $\bar s - s_+ \ge -(1 + \frac{1}{N-1})$, so
+#
+# $$\mathcal L \;\ge\; \log\Big(1 + (2N-2)\, e^{-(1 + \frac{1}{N-1})/\tau}\Big).$$
+#
+# Equality needs identical partners ($s_+ = 1$) and every negative at the same cosine $-1/(N-1)$: the N images'
+# directions form a regular simplex, which takes a projection dimension of at least N − 1. With fewer dimensions
+# the minimum is higher still. The cell prints the floor for this profile and for N = 128, τ = 0.2.
+
+# %%
+def nt_xent_floor(n, tau):  # the bound above
+    return math.log(1 + (2 * n - 2) * math.exp(-(1 + 1 / (n - 1)) / tau))
+
+floor = nt_xent_floor(n, tau)
+print(f"this profile, N = {n}, tau = {tau}: ln(2N - 1) = {math.log(2 * n - 1):.3f} at the start, floor {floor:.3f}")
+print(f"N = 128, tau = 0.2: floor {nt_xent_floor(128, 0.2):.3f} nats")
+print(f"the floor is reachable only with a projection dimension >= N - 1 = {n - 1}; "
+      f"this model's is {config.model.proj_dim}")
+
+# %% [markdown]
+# The bound is attained: K points at the corners of a regular simplex (the unit vectors $e_k$ minus their mean),
+# each view equal to its partner, give exactly the floor with the library's `nt_xent`.
+
+# %%
+k = 8
+simplex = torch.eye(k) - 1 / k  # K directions, pairwise cosine -1/(K - 1)
+print(f"pairwise cosine {F.cosine_similarity(simplex[0], simplex[1], dim=0).item():.4f} = -1/(K - 1) = {-1 / (k - 1):.4f}")
+at_simplex = nt_xent(simplex, simplex.clone(), tau).item()
+assert math.isclose(at_simplex, nt_xent_floor(k, tau), rel_tol=1e-4), (at_simplex, nt_xent_floor(k, tau))
+print(f"K = {k}: nt_xent at the simplex {at_simplex:.5f}, the floor {nt_xent_floor(k, tau):.5f}")
 
 # %% [markdown]
 # ## Train (or load)
@@ -77,11 +152,18 @@ print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
 
 # %% [markdown]
 # ## The loss curve
-# It starts near ln(2N-1) and falls as views of the same image move together.
+# The history logs the mean loss over each window of `log_every` steps, so its first point is at that step, not 0.
+# The red dot is the untrained model's loss measured above (one batch at step 0), the dotted line ln(2N − 1), and
+# the dashed line the floor, which no run can cross. The loss falls as views of the same image move together.
 
 # %%
-print(f"ln(2N - 1) = {math.log(2 * config.train.batch_size - 1):.2f}")
-plots.plot_history(run.history, ["con_loss", "lr"], title="contrastive");
+fig = plots.plot_history(run.history, ["con_loss", "lr"], title="contrastive")
+ax = fig.axes[0]
+ax.axhline(math.log(2 * n - 1), ls=":", c="gray", label="ln(2N - 1)")
+ax.plot([0], [loss0], "o", c="tab:red", label="untrained, step 0")
+ax.axhline(floor, ls="--", c="k", label="floor (simplex bound)")
+ax.set_xlim(left=0)
+ax.legend(fontsize=10);
 
 # %% [markdown]
 # ## What the representation retrieves
@@ -96,8 +178,63 @@ neighbours = bank[sim.topk(5, dim=1).indices]  # (6, 5, C, H, W)
 plots.show_rows({f"query {i}": torch.cat([queries[i:i + 1], neighbours[i]]) for i in range(6)});
 
 # %% [markdown]
-# **Exercise.** N = 2 images, temperature 0.5. Each view's projection equals its partner's, and the two images' projections are orthogonal. What is the NT-Xent loss? (Work it out by hand, then check.)
+# ## Exercises
+# Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
+# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+#
+# **Exercise 1.** N = 2 images, temperature 0.5. Each view's projection equals its partner's, and the two images' projections are orthogonal. What is the NT-Xent loss? (Work it out by hand, then check.)
 
 # %%
 answer = None  # replace with your number
 hl.exercises.check("nt-xent-orthogonal", answer)
+
+# %% [markdown]
+# **Exercise 2 (change the code): drop the self-mask.** Copy `nt_xent_from_scratch` into the cell below as
+# `nt_xent_no_self_mask(z1, z2, tau)` and delete the line that masks the diagonal. Before you run it, predict:
+# at initialisation, does the loss go up or down, by a lot or a little? And after training, what floor does the
+# loss have now (what is each row's similarity with itself, and can the partner beat it)? The check compares your
+# function with the solution on a few inputs; the last line prints your loss on the untrained model's projections.
+
+# %%
+nt_xent_no_self_mask = None  # replace with your function (z1, z2, tau) -> loss
+hl.exercises.check("nt-xent-no-self-mask", nt_xent_no_self_mask)
+if nt_xent_no_self_mask is not None:
+    print(f"untrained model: {nt_xent_no_self_mask(z1, z2, tau):.3f} without the self-mask, {loss0:.3f} with it")
+
+# %% [markdown]
+# ## Conclusion
+# **What we saw.** NT-Xent in ten lines, equal to the library's; its value at initialisation, near ln(2N − 1) and
+# why not on it; its floor, which is not 0, and the configuration that reaches it; and a training run that moves
+# from the first towards the second. This run's numbers (the last logged value is a mean over training batches):
+
+# %%
+final = run.history[-1]["con_loss"]
+print(f"contrastive loss: {loss0:.3f} untrained (ln(2N - 1) = {math.log(2 * n - 1):.3f}), "
+      f"{final:.3f} at step {run.history[-1]['step']:.0f}, floor {floor:.3f}")
+print(f"the run covered {(loss0 - final) / (loss0 - floor):.0%} of the way from its start to the floor")
+
+# %% [markdown]
+# **What it means.** The loss only asks the two views of an image to be closer to each other than to the other
+# 2N − 2 views in the batch; whatever tells the views apart from the negatives is enough, and nothing asks the
+# features to describe the whole image. Distance to the floor is not a grade: the augmentations keep the views
+# different, and with a projection dimension below N − 1 the floor cannot be reached at all. What the features are
+# worth is measured on other tasks (the retrievals above, the probes of notebook 5).
+#
+# **What to try next.** Change the temperature through `OVERRIDES` (`{"temperature": 0.5}`) and compare
+# `nt_xent_floor(n, 0.5)` with this run's; a larger batch raises ln(2N − 1) and gives more negatives. Notebook 3
+# trains the same network with the generative loss alone, notebook 4 with both.
+
+# %% [markdown]
+# ## References
+# - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
+#   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
+# - M. Chen, A. Radford, R. Child, J. Wu, H. Jun, D. Luan, I. Sutskever (2020). Generative Pretraining from Pixels
+#   (iGPT). ICML. [PMLR 119](https://proceedings.mlr.press/v119/chen20s.html)
+# - S. Kim, S. Kim, J. Lee (2021). Hybrid Generative-Contrastive Representation Learning.
+#   [arXiv:2106.06162](https://arxiv.org/abs/2106.06162)
+# - E. Nalisnick, A. Matsukawa, Y. W. Teh, D. Gorur, B. Lakshminarayanan (2019). Do Deep Generative Models Know
+#   What They Don't Know? ICLR. [arXiv:1810.09136](https://arxiv.org/abs/1810.09136)
+# - C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger (2017). On Calibration of Modern Neural Networks. ICML.
+#   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
+# - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
+#   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)

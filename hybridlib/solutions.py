@@ -1,0 +1,108 @@
+"""Worked solutions of the notebooks' exercises, in one place. Try an exercise first, then read its solution here.
+
+Each function computes one exercise's answer (from the library's own functions and, where the answer depends on
+the profile, from the notebook's configuration); nothing is stored as a number. ``hybridlib.exercises`` checks the
+notebooks' answers against these functions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import Config, get_config
+from .losses import bits_per_dim, nt_xent
+
+# --- Notebook 1: data and tokens -------------------------------------------------------------------------------
+
+
+def tokens_vocab() -> int:
+    """4 grey levels, 3x3-pixel patches: each of the 9 pixels takes one of 4 levels, independently of the others,
+    so there are 4 * 4 * ... * 4 (9 times) distinct patches."""
+    return 4 ** (3 * 3)
+
+
+def one_by_one_patches(config: Config) -> dict[str, float]:
+    """1x1 patches: one token per pixel (as iGPT).
+
+    - sequence length: image_size ** 2, patch_size ** 2 times as many tokens as now (4 times for 2x2 patches);
+    - vocabulary: levels ** 1 = levels (an RGB palette token is one pixel already: the palette size);
+    - attention cost: every position is compared with every position, T x T scores per layer and head, so the cost
+      grows with the square of the sequence length: (T_1x1 / T_now) ** 2 (16 for 2x2 patches; the start token
+      is left out). The MLPs grow only linearly, by T_1x1 / T_now.
+    """
+    one = replace(config.data, patch_size=1)
+    return {"sequence length": one.seq_len, "vocabulary": one.vocab_size,
+            "attention cost ratio": (one.seq_len / config.data.seq_len) ** 2}
+
+
+# --- Notebook 2: contrastive ------------------------------------------------------------------------------------
+
+
+def nt_xent_orthogonal() -> float:
+    """N = 2, tau = 0.5, partners identical, the two images orthogonal. Each of the 4 rows has its partner at cosine
+    1 and the two views of the other image at cosine 0:
+
+        loss = -log(e^(1/0.5) / (e^(1/0.5) + 2 e^0)) = log(1 + 2 e^-2)
+
+    (the simplex bound of notebook 2 is lower: there the two images point in opposite directions, cosine -1)."""
+    e = torch.eye(2)
+    return float(nt_xent(e, e.clone(), temperature=0.5))
+
+
+def nt_xent_without_self_mask(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """Notebook 2's NT-Xent with the self-mask line deleted: each row's own similarity, cos(z_i, z_i) / tau = 1 / tau,
+    the largest possible, stays among the candidates.
+
+    At initialisation the loss rises only a little: one more term in a sum of 2N - 1, the largest (cosine 1) but
+    not by much, since an untrained model's projections all point roughly the same way. After training it
+    matters: each row's own term e^(1/tau) is a constant (a vector's cosine with itself is always 1) that the
+    partner can at best tie, so the partner's probability is at most 1/2 and the loss cannot go below ln 2.
+    """
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    sim = z @ z.T / temperature  # no masked_fill: the diagonal stays
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, partner)
+
+
+# --- Notebook 3: generative -------------------------------------------------------------------------------------
+
+
+def bits_per_dim_one_sixteenth() -> float:
+    """Probability 1/16 = 2**-4 for every true 2x2-patch token: 4 bits per token, spread over 4 pixel values."""
+    return float(bits_per_dim(-math.log(1 / 16), dims_per_token=4))
+
+
+def mask_off_by_one(config: Config) -> int:
+    """A mask that lets each position see one token ahead (``triu(2)`` instead of ``triu(1)``) leaks one position per
+    attention layer, and the leaks add up: after L blocks the prediction at position p has seen inputs up to
+    p + L. So the first prediction that moves comes L positions earlier than with the right mask, L = the number
+    of transformer blocks (encoder and decoder together). Already in the first block the position that predicts
+    token t reads token t itself (one position ahead), so a model trained with such a mask learns to copy it, and
+    its bits/dim fall towards 0: a likelihood too good to be true is the usual sign of this bug.
+    """
+    return config.model.n_encoder_layers + config.model.n_decoder_layers
+
+
+# --- Notebook 4: hybrid -----------------------------------------------------------------------------------------
+
+
+def hybrid_lambda() -> float:
+    """At initialisation L_gen ~ ln(vocabulary) (uniform over the cpu profile's 4096 tokens) and L_con ~ ln(2N - 1)
+    (the partner among the 2N - 1 other views of a batch of N = 128): the lambda that weighs both terms equally is
+    their ratio."""
+    config = get_config("cpu", "hybrid")
+    return math.log(config.model.vocab_size) / math.log(2 * config.train.batch_size - 1)
+
+
+def pool_last_changes() -> str:
+    """``pool="last"`` changes only the representation, ``h[:, -1]`` instead of the mean over positions. The
+    representation feeds only the projection head, so only the contrastive term moves (``con_loss``); the
+    decoder reads the encoder's whole sequence h, not the pooled vector, so ``gen_nll`` is bit for bit the same.
+    The last position is the only one that has attended to the whole image (attention is causal): the mean mixes in
+    positions that have seen only the top rows."""
+    return "con_loss"
