@@ -124,11 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "-> results/PROFILE/ablations.* (resumes where it stopped)")
     ab.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     ab.add_argument("--stage", type=int, choices=(1, 2, 3), default=3, help="stop after this stage")
+    ab.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
     sc = sub.add_parser("scaling", help="the three objectives at several budgets and seeds -> results/PROFILE/"
                         "scaling.* (resumes where it stopped)")
     sc.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     sc.add_argument("--steps", type=_positive_int, nargs="+", default=list(SCALING_STEPS))
+    sc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
     hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "
                         "-> results/PROFILE/heads.*")
@@ -254,9 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "seeds":
             print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
         elif args.command == "ablations":
-            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid"), stop_after_stage=args.stage)))
+            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid"), stop_after_stage=args.stage,
+                                                   finished_only=args.finished_only)))
         elif args.command == "scaling":
-            out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps))
+            out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed))))

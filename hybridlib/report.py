@@ -161,10 +161,12 @@ def ablations_markdown(out: dict[str, Any]) -> str:
     if "3" in stages:
         outcome += ["", f"Stage 3 finalists: {', '.join(stages['3']['finalists'])}. "
                         f"**Winner: {stages['3']['winner']['name']}.**"]
+    pending = ["", "**Not run yet** (`make ablations` resumes with them): " + "; ".join(out["pending"]) + "."
+               ] if out.get("pending") else []
     return "\n".join([f"# Ablations of the hybrid: profile `{out['profile']}`, {out['steps']} steps", "",
                       f"**Selection rule.** {out['rule']}", "",
                       "Metrics are the hybrid's (mean ± standard deviation over the seeds of the row); a verdict "
-                      f"is each claim's by the claims' rule ({RULE}).", "", *rows, *outcome, ""])
+                      f"is each claim's by the claims' rule ({RULE}).", "", *rows, *outcome, *pending, ""])
 
 
 def _mean_std(row: dict[str, Any], key: str) -> str:
@@ -211,9 +213,11 @@ def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
                  if c["budget"] == "equal compute" else f"{c['other']} at {c['steps']} steps")
         claims.append(f"| {c['steps']} | {c['budget']} | ({c['id']}) {c['statement']} | {c['verdict']} | "
                       f"{c['gap']:+.4f} | {c['spread']:.4f} | {other}, seeds {c['seeds']} |")
+    pending = ["", "**Not run yet** (`make scaling` resumes with them): " + "; ".join(out["pending"]) + "."
+               ] if out.get("pending") else []
     return "\n".join([f"# Scaling: profile `{out['profile']}`, {out['dataset']}", "",
                       "Every objective at each training budget (steps of the profile's batch); mean ± standard "
                       "deviation over the seeds listed. Equal compute compares a claim's model with the other "
                       "model's run whose training FLOPs are nearest (the ratio is given).", "", *rows, "",
-                      f"## The claims by budget: each is {RULE}", "", *claims, "",
+                      f"## The claims by budget: each is {RULE}", "", *claims, *pending, "",
                       *[f"![{name}](figures/{name}.png)\n" for name in figures]])

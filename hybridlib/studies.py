@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .claims import CLAIMS, judge_all
 from .config import OBJECTIVES, Config, trains_decoder
 from .data import PreparedData, prepare_data
+from .errors import CheckpointError
 from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_model, evaluate_representation, pixel_embedding
 from .experiments import run_to_run_spread
 from .files import write_json, write_text
@@ -33,10 +34,12 @@ ROW_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "o
 HYBRID_CLAIMS = tuple(c.id for c in CLAIMS if c.model == "hybrid")  # what an ablation of the hybrid can move
 
 
-def evaluated(config: Config, data: PreparedData, progress: bool = True) -> dict[str, Any]:
-    """``config``'s run (trained here if missing or unfinished) evaluated on every axis, with its training
-    minutes and FLOPs; the evaluation is kept in the run's folder and reused."""
-    run = ensure_trained(config, data, progress)
+def evaluated(config: Config, data: PreparedData, progress: bool = True, train_missing: bool = True
+              ) -> dict[str, Any]:
+    """``config``'s run (trained here if missing or unfinished; with ``train_missing=False`` a CheckpointError
+    instead) evaluated on every axis, with its training minutes and FLOPs; the evaluation is kept in the run's
+    folder and reused."""
+    run = ensure_trained(config, data, progress, train_missing)
     cache = run.out_dir / "evaluation.json"
     key = {"protocol": EVAL_PROTOCOL, "eval": asdict(config.eval), "step": run.step}
     if cache.exists():
@@ -117,9 +120,10 @@ def _claims_held(per_seed_models: list[dict[str, dict[str, Any]]], floors: dict[
 
 
 def run_ablations(config: Config, finalists: int = 3, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True,
-                  stop_after_stage: int = 3) -> dict[str, Any]:
+                  stop_after_stage: int = 3, finished_only: bool = False) -> dict[str, Any]:
     """The three stages of ABLATION_RULE for ``config``'s hybrid (its profile, budget and settings);
-    writes results/<profile>/ablations.json and ablations.md after every run."""
+    writes results/<profile>/ablations.json and ablations.md after every run. ``finished_only``: train
+    nothing, tabulate the runs already finished (the table then lists what is pending)."""
     data = prepare_data(config.data)
     pixels = raw_pixels(config, data)
     floors = run_to_run_spread(config.profile)
@@ -127,17 +131,22 @@ def run_ablations(config: Config, finalists: int = 3, seeds: tuple[int, ...] = (
 
     def models_of(variant: Variant, seed: int) -> dict[str, dict[str, Any]]:
         if seed not in baselines:
-            baselines[seed] = {o: evaluated(config.with_train(objective=o, seed=seed), data, progress)
-                               for o in ("contrastive", "generative")}
+            baselines[seed] = {o: evaluated(config.with_train(objective=o, seed=seed), data, progress,
+                                            not finished_only) for o in ("contrastive", "generative")}
             baselines[seed]["raw_pixels"] = pixels
-        hybrid = evaluated(variant.apply(config.with_train(seed=seed)), data, progress)
+        hybrid = evaluated(variant.apply(config.with_train(seed=seed)), data, progress, not finished_only)
         return {**baselines[seed], "hybrid": hybrid}
 
     out: dict[str, Any] = {"profile": config.profile, "steps": config.train.steps, "rule": ABLATION_RULE,
-                           "stages": {}, "rows": []}
+                           "stages": {}, "rows": [], "pending": []}
 
-    def record(stage: int, variant: Variant, seeds_run: tuple[int, ...]) -> dict[str, Any]:
-        per_seed = [models_of(variant, s) for s in seeds_run]
+    def record(stage: int, variant: Variant, seeds_run: tuple[int, ...]) -> dict[str, Any] | None:
+        try:
+            per_seed = [models_of(variant, s) for s in seeds_run]
+        except CheckpointError:  # finished_only, and this run is not
+            out["pending"].append(f"stage {stage}: {variant.name}, seeds {list(seeds_run)}")
+            _write_ablations(out)
+            return None
         held, claims = _claims_held(per_seed, floors)
         hybrid = [m["hybrid"] for m in per_seed]
         row = {"stage": stage, "variant": variant.name, "factor": variant.factor, "model": variant.model,
@@ -155,7 +164,7 @@ def run_ablations(config: Config, finalists: int = 3, seeds: tuple[int, ...] = (
         return row["claims_held"], row["linear_probe_acc"]
 
     stage1 = [(v, record(1, v, seeds[:1])) for v in ablation_variants(config)]
-    if stop_after_stage == 1:
+    if stop_after_stage == 1 or out["pending"]:
         return out
     best_level: dict[str, Variant] = {}
     default = stage1[0]
@@ -167,13 +176,15 @@ def run_ablations(config: Config, finalists: int = 3, seeds: tuple[int, ...] = (
                        model={k: x for v in chosen for k, x in v.model.items()},
                        train={k: x for v in chosen for k, x in v.train.items()})
     # one factor's best level alone is already a stage-1 row; two or more make a new configuration
-    candidates = stage1 + ([(combined, record(2, combined, seeds[:1]))] if len(chosen) > 1 else [])
     out["stages"]["2"] = {"best_level": {f: v.name for f, v in best_level.items()}, "combined": asdict(combined)}
-    if stop_after_stage == 2:
+    candidates = stage1 + ([(combined, record(2, combined, seeds[:1]))] if len(chosen) > 1 else [])
+    if stop_after_stage == 2 or out["pending"]:
         _write_ablations(out)
         return out
     top = sorted(candidates, key=lambda vr: score(vr[1]), reverse=True)[:finalists]
     final = [(v, record(3, v, seeds)) for v, _ in top]
+    if out["pending"]:
+        return out
     winner = max(final, key=lambda vr: score(vr[1]))
     out["stages"]["3"] = {"finalists": [v.name for v, _ in final], "winner": asdict(winner[0])}
     _write_ablations(out)
@@ -208,22 +219,25 @@ def scaling_order(steps: tuple[int, ...], seeds: dict[int, tuple[int, ...]]) -> 
 
 def run_scaling(config: Config, steps: tuple[int, ...] = SCALING_STEPS,
                 seeds: dict[int, tuple[int, ...]] | None = None, progress: bool = True,
-                on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                finished_only: bool = False) -> dict[str, Any]:
     """The three objectives (``config``'s settings) at each budget and seed, every axis evaluated; the claims
     judged per budget at equal steps and at equal compute. Writes results/<profile>/scaling.{json,md} and
-    figures after every run."""
+    figures after every run. ``finished_only``: train nothing, tabulate the runs already finished."""
     seeds = seeds or {s: SCALING_SEEDS.get(s, (0,)) for s in steps}
     data = prepare_data(config.data)
     pixels = raw_pixels(config, data)
     runs: dict[tuple[str, int, int], dict[str, Any]] = {}
-    out: dict[str, Any] = {"profile": config.profile, "dataset": config.data.dataset, "rows": []}
+    out: dict[str, Any] = {"profile": config.profile, "dataset": config.data.dataset, "rows": [], "pending": []}
     for n_steps, seed in scaling_order(steps, seeds):
         for objective in OBJECTIVES:
-            result = evaluated(config.with_train(objective=objective, steps=n_steps, seed=seed), data, progress)
+            run_config = config.with_train(objective=objective, steps=n_steps, seed=seed)
+            try:
+                result = evaluated(run_config, data, progress, not finished_only)
+            except CheckpointError:  # finished_only, and this run is not
+                out["pending"].append(f"{objective}, {n_steps} steps, seed {seed}")
+                continue
             runs[(objective, n_steps, seed)] = result
             out["rows"].append(_row(result, objective=objective, steps=n_steps, seed=seed))
-            if on_row is not None:
-                on_row(out["rows"][-1])
         out["claims"] = scaling_claims(runs, pixels, run_to_run_spread(config.profile))
         _write_scaling(out)
     return out

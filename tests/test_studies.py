@@ -66,6 +66,9 @@ def test_ablation_variants_change_one_factor_each_from_the_default():
 @pytest.mark.slow
 def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypatch):
     monkeypatch.setattr(studies, "prepare_data", lambda cfg: smoke_data)
+    nothing = studies.run_scaling(tiny(), steps=(5, 10), seeds={5: (0,), 10: (0, 1)}, finished_only=True)
+    assert nothing["rows"] == [] and len(nothing["pending"]) == 9  # nothing trained yet, and nothing trained now
+    assert "Not run yet" in (results_dir() / "smoke" / "scaling.md").read_text()
     out = studies.run_scaling(tiny(), steps=(5, 10), seeds={5: (0,), 10: (0, 1)}, progress=False)
     assert len(out["rows"]) == 9 and {r["objective"] for r in out["rows"]} == {"contrastive", "generative", "hybrid"}
     assert [(r["steps"], r["seed"]) for r in out["rows"][::3]] == [(5, 0), (10, 0), (10, 1)]  # seed 0 first
@@ -83,7 +86,8 @@ def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypa
 
     monkeypatch.setattr(studies, "evaluate_model", no_more_work)
     monkeypatch.setattr("hybridlib.train.train", no_more_work)
-    assert studies.run_scaling(tiny(), steps=(5, 10), seeds={5: (0,), 10: (0, 1)}, progress=False)["rows"] == out["rows"]
+    again = studies.run_scaling(tiny(), steps=(5, 10), seeds={5: (0,), 10: (0, 1)}, progress=False, finished_only=True)
+    assert again["rows"] == out["rows"] and again["pending"] == []
 
 
 @pytest.mark.slow
