@@ -6,7 +6,8 @@ where the answer depends on the profile, from the configuration the notebook pas
 
 - :data:`EXERCISES`: questions answered with one number worked out by hand.
 - :data:`CODE_EXERCISES`: exercises that ask for a change to the notebook's code; the answer is what the changed
-  code gives (several numbers, a function, the name of a loss term).
+  code gives (several numbers, a function, the name of a loss term). A function is compared with the solution's
+  function on a few fixed inputs.
 
 ``check(name, answer, *given)`` prints one line: not answered yet (``None``), not quite (with a hint), or correct.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 
 from . import solutions
@@ -54,6 +56,46 @@ def _loss_function(answer: Any, expected: Callable[..., Any], rel: float) -> str
         if not math.isclose(mine, float(expected(z1, z2, temperature)), rel_tol=rel, abs_tol=1e-6):
             return f"for N = {n}, temperature {temperature} it gives {mine:.4f}"
     return None
+
+
+def _same_outputs(answer: Any, expected: Callable[..., Any], cases: list[tuple], what: str, rel: float) -> str | None:
+    """A function compared with the solution on ``cases`` (tuples of arguments, each passed as a fresh copy)."""
+    if not callable(answer):
+        return f"expected a function {what}, got {answer!r}"
+    for args in cases:
+        try:
+            mine = np.asarray(answer(*(a.copy() if isinstance(a, np.ndarray) else a for a in args)), dtype=float)
+        except Exception as e:  # a student's function may fail in any way: say how, do not raise
+            return f"your function raised {type(e).__name__}: {e}"
+        right = np.asarray(expected(*args), dtype=float)
+        if mine.shape != right.shape:
+            return f"expected {'one number' if right.ndim == 0 else f'an array of shape {right.shape}'}, " \
+                   f"got shape {mine.shape}"
+        if not np.allclose(mine, right, rtol=rel, atol=1e-5):
+            return f"on a test input it gives {np.round(mine.ravel()[:3], 4).tolist()}"
+    return None
+
+
+def _score_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """An OOD score (train features (N, D), train labels (N,), query features (M, D)) -> (M,) scores, on a few
+    clustered feature sets."""
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for n_classes, dim in ((3, 4), (5, 16)):
+        labels = torch.arange(60) % n_classes
+        train = 2 * torch.randn(n_classes, dim, generator=g)[labels] + torch.randn(60, dim, generator=g)
+        cases.append((train.numpy(), labels.numpy(), 2 * torch.randn(20, dim, generator=g).numpy()))
+    return _same_outputs(answer, expected, cases, "(train_features, train_labels, query_features) -> scores", rel)
+
+
+def _calibration_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """A calibration error (probs (N, K), labels (N,), n_bins) -> a number, on a few sets of probabilities."""
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for n, k, n_bins in ((200, 4, 15), (333, 10, 10)):
+        probs = torch.softmax(3 * torch.randn(n, k, generator=g), dim=1)
+        cases.append((probs.numpy(), torch.randint(0, k, (n,), generator=g).numpy(), n_bins))
+    return _same_outputs(answer, expected, cases, "(probs, labels, n_bins) -> a number", rel)
 
 
 _TERM_NAMES = {"con_loss": {"con_loss", "con", "contrastive", "l_con", "lcon", "nt_xent", "ntxent"},
@@ -100,7 +142,17 @@ CODE_EXERCISES: dict[str, Exercise] = {
     "pool-last": Exercise(
         solutions.pool_last_changes,
         "which branch reads the pooled representation, and which reads the encoder's whole sequence?", _term),
+    "class-mean-ood": Exercise(
+        solutions.class_mean_distance,
+        "average the raw training features of each class (no normalising before the mean), then score a query by "
+        "1 - its largest cosine similarity with a class mean", _score_function),
+    "ece-equal-mass": Exercise(
+        solutions.ece_equal_mass,
+        "sort the images by confidence (np.argsort), split the order with np.array_split(order, n_bins), then "
+        "weigh each group's |accuracy - confidence| by its size, as ece_by_hand does", _calibration_function),
 }
+
+_FUNCTION_COMPARES = (_loss_function, _score_function, _calibration_function)  # the answer is a function
 
 
 def _exercise(name: str) -> Exercise:
@@ -123,7 +175,7 @@ def verdict(name: str, answer: Any, *given: Any, rel: float = 1e-3) -> tuple[str
     if unanswered(answer):
         return "unanswered", ""
     # a function is compared with the solution's function; anything else with the solution's value
-    expected = exercise.solution if exercise.compare is _loss_function else exercise.solution(*given)
+    expected = exercise.solution if exercise.compare in _FUNCTION_COMPARES else exercise.solution(*given)
     note = exercise.compare(answer, expected, rel)
     return ("correct", "") if note is None else ("wrong", note)
 

@@ -178,6 +178,19 @@ class HybridTransformer(nn.Module):
         return self.representation(self.forward_encoder(tokens))
 
     @torch.no_grad()
+    def hidden_states(self, tokens: Tensor) -> list[Tensor]:
+        """(B, T) tokens -> the (B, T+1, d) output of every block: the encoder's blocks, then the decoder's (no
+        LayerNorm applied), for a probe of each layer. The last encoder state is :meth:`forward_encoder`'s output."""
+        check_tokens(tokens, self.cfg.vocab_size, self.cfg.seq_len)
+        start = torch.full((tokens.shape[0], 1), self.start_token, dtype=tokens.dtype, device=tokens.device)
+        x = self.tok_emb(torch.cat([start, tokens], dim=1)) + self.pos_emb[:, : tokens.shape[1] + 1]
+        states = []
+        for block in [*self.encoder, *self.decoder]:
+            x = block(x)
+            states.append(x)
+        return states
+
+    @torch.no_grad()
     def generate(
         self,
         n: int,

@@ -219,3 +219,116 @@ def scaling_claims(claims: list[dict[str, Any]]) -> plt.Figure:
     axes[0, 0].legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- notebook 5: looking inside the evaluation
+
+def bits_histograms(bits: dict[str, np.ndarray], title: str = "", n_bins: int = 40) -> plt.Figure:
+    """Histograms of per-image bits/dim, one per image set on shared bins, each set's mean a dashed line: the
+    likelihood's OOD failure (Nalisnick et al., 2019) shows as an OOD set to the left of the test images."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    values = np.concatenate([np.asarray(v, float).ravel() for v in bits.values()])
+    edges = np.histogram_bin_edges(values, bins=n_bins)
+    for i, (name, v) in enumerate(bits.items()):
+        v = np.asarray(v, float).ravel()
+        colour = f"C{i}"
+        ax.hist(v, bins=edges, alpha=0.5, color=colour, label=f"{name} (mean {v.mean():.2f})")
+        ax.axvline(v.mean(), color=colour, ls="--", lw=2)
+    ax.set_xlabel("bits/dim of the image (lower: the model finds it more likely)", fontsize=11)
+    ax.set_ylabel("images", fontsize=11)
+    ax.tick_params(labelsize=10)
+    ax.legend(fontsize=10)
+    ax.set_title(title or "per-image bits/dim", fontsize=12)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def layer_probe(accuracies: dict[str, Sequence[float]], n_encoder: int,
+                references: dict[str, float] | None = None) -> plt.Figure:
+    """Linear-probe accuracy on the features after each block (1 = the first), one line per model; the dotted
+    vertical line is the encoder/decoder boundary, and ``references`` (name -> accuracy) horizontal lines."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    n_blocks = max(len(a) for a in accuracies.values())
+    for name, acc in accuracies.items():
+        ax.plot(range(1, len(acc) + 1), acc, marker="o", lw=2, label=name, color=MODEL_COLOURS.get(name))
+    for name, value in (references or {}).items():
+        ax.axhline(value, color=MODEL_COLOURS.get(name, "gray"), ls=":", lw=1.5, label=name)
+    ax.axvline(n_encoder + 0.5, color="k", ls="--", lw=1.5)
+    ax.text(n_encoder + 0.45, 0.02, "encoder ", transform=ax.get_xaxis_transform(), ha="right", fontsize=10)
+    ax.text(n_encoder + 0.55, 0.02, " decoder", transform=ax.get_xaxis_transform(), ha="left", fontsize=10)
+    ax.set_xticks(range(1, n_blocks + 1))
+    ax.set_xlim(0.5, n_blocks + 0.5)
+    ax.set_xlabel("features after block", fontsize=11)
+    ax.set_ylabel("linear-probe accuracy", fontsize=11)
+    ax.set_title("which layer holds the best features?", fontsize=12)
+    ax.tick_params(labelsize=10)
+    ax.legend(fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_2d(points: dict[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str],
+                 method: str = "t-SNE") -> plt.Figure:
+    """(N, 2) points of each model side by side, coloured by class, with one legend of the class names."""
+    labels = np.asarray(labels)
+    legend_width = max(1.0, 0.6 + 0.09 * max(len(str(c)) for c in class_names))  # inches, for the class names
+    width = 4.2 * len(points) + legend_width
+    fig, axes = plt.subplots(1, len(points), figsize=(width, 4.4), squeeze=False)
+    colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (name, xy) in zip(axes[0], points.items()):
+        xy = np.asarray(xy)
+        for c, class_name in enumerate(class_names):
+            m = labels == c
+            ax.scatter(xy[m, 0], xy[m, 1], s=8, color=colours(c), label=class_name)
+        ax.set_title(name, fontsize=12)
+        ax.set_xlabel(f"{method} 1", fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel(f"{method} 2", fontsize=11)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center right", fontsize=10, markerscale=2.5, title="class", title_fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - legend_width / width, 1))
+    return fig
+
+
+def retrieval_rows(queries: Tensor, neighbours: dict[str, Tensor], same_class: dict[str, np.ndarray] | None = None,
+                   scale: float = 1.0) -> plt.Figure:
+    """Nearest-neighbour retrieval of several models: one block of rows per model (its name at the left, a line
+    between blocks), one row per query, the query in the first column and its (Q, K, C, H, W) neighbours after it.
+    ``same_class`` (model -> (Q, K) booleans): each neighbour framed green if it has the query's class, red if not."""
+    n_queries = len(queries)
+    k = max(v.shape[1] for v in neighbours.values())
+    rows = len(neighbours) * n_queries
+    fig, axes = plt.subplots(rows, k + 1, figsize=(scale * (k + 1) + 1.0, scale * rows + 0.6), squeeze=False)
+    for m, (name, found) in enumerate(neighbours.items()):
+        for q in range(n_queries):
+            r = m * n_queries + q
+            for c in range(k + 1):
+                ax = axes[r, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0:
+                    _imshow(ax, queries[q])
+                    for spine in ax.spines.values():
+                        spine.set(color="k", lw=3)
+                elif c - 1 < found.shape[1]:
+                    _imshow(ax, found[q, c - 1])
+                    if same_class is not None:
+                        for spine in ax.spines.values():
+                            spine.set(color="tab:green" if same_class[name][q, c - 1] else "tab:red", lw=2.5)
+    axes[0, 0].set_title("query", fontsize=10)
+    for c in range(1, k + 1):
+        axes[0, c].set_title(f"#{c}", fontsize=10)
+    fig.suptitle("nearest training images by cosine similarity of the features", fontsize=12)
+    fig.tight_layout(rect=(0.9 / (scale * (k + 1) + 1.0), 0, 1, 1))
+    for m, name in enumerate(neighbours):
+        top, bottom = axes[m * n_queries, 0].get_position(), axes[(m + 1) * n_queries - 1, 0].get_position()
+        fig.text(0.3 / (scale * (k + 1) + 1.0), (top.y1 + bottom.y0) / 2, name, rotation=90, ha="center",
+                 va="center", fontsize=12, fontweight="bold", color=MODEL_COLOURS.get(name, "k"))
+        if m:
+            below = axes[m * n_queries - 1, 0].get_position()
+            y = (below.y0 + top.y1) / 2
+            fig.add_artist(plt.Line2D([0.01, 0.99], [y, y], color="gray", lw=1.5, transform=fig.transFigure))
+    return fig

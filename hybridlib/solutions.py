@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -106,3 +107,41 @@ def pool_last_changes() -> str:
     The last position is the only one that has attended to the whole image (attention is causal): the mean mixes in
     positions that have seen only the top rows."""
     return "con_loss"
+
+
+# --- Notebook 5: evaluation -------------------------------------------------------------------------------------
+
+
+def class_mean_distance(train_features: np.ndarray, train_labels: np.ndarray, query_features: np.ndarray
+                        ) -> np.ndarray:
+    """The OOD score "distance to the nearest class mean": average the (raw) training features of each class, then
+    score each query by one minus its largest cosine similarity with a class mean.
+
+    Ten vectors instead of the whole training set: cheaper than the kNN distance, and coarser. It keeps only the
+    direction of each class's centre, so an image that points roughly the way one class does scores as typical even
+    if it lies away from every training image of that class, which the kNN distance would notice; on the other
+    hand it is not fooled by a few odd training images near an OOD one. Which effect wins depends on the OOD set:
+    the notebook prints both scores' AUROC on each.
+    """
+    f = torch.as_tensor(np.asarray(train_features), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(train_labels)).long()
+    means = torch.stack([f[y == c].mean(0) for c in y.unique()])  # (K, D): one mean per class present
+    q = torch.as_tensor(np.asarray(query_features), dtype=torch.float64)
+    return (1 - (F.normalize(q, dim=1) @ F.normalize(means, dim=1).T).amax(dim=1)).numpy()
+
+
+def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """ECE with bins of equal size (each holds about n / n_bins images) instead of equal width: sort the images by
+    confidence, split them into ``n_bins`` groups with ``np.array_split``, and weigh each group's
+    |accuracy - confidence| by its size, as before.
+
+    Where a probe is confident on most images, a few equal-width bins near 1 hold almost all of them and the
+    others a handful each, whose gaps are mostly noise; equal-mass bins spend their resolution where the images are.
+    The two ECEs differ, and neither is the "true" calibration error: an ECE is comparable only to another computed
+    with the same bins.
+    """
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels)
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    order = np.argsort(confidence, kind="stable")
+    return float(sum(len(b) / len(labels) * abs(correct[b].mean() - confidence[b].mean())
+                     for b in np.array_split(order, n_bins) if len(b)))

@@ -82,6 +82,37 @@ side = config.data.image_size // config.data.patch_size
 print(data.train_tokens[0].view(side, side))
 
 # %% [markdown]
+# ## The model at a glance
+# One causal transformer reads these tokens, and each loss attaches at its own place
+# ([hybridlib/model.py](../hybridlib/model.py), [hybridlib/losses.py](../hybridlib/losses.py)). The first blocks
+# are the **encoder**: their output, layer-normed and averaged over positions, is the **representation** every
+# evaluation of notebook 5 reads, and through a small projection head it feeds the **contrastive** loss (NT-Xent,
+# notebook 2), which compares two augmented views of each image. The remaining blocks are the **decoder**: from
+# the same encoder output they predict each token from the ones before it, and the **generative** loss is that
+# prediction's cross-entropy, reported in bits per dimension (notebook 3). The **hybrid** (notebook 4) trains on
+# both at once, $L = L_\text{gen} + \lambda\, L_\text{con}$. The sequence starts with a learned start token, so
+# the decoder predicts every image token, the first one included.
+#
+# ```mermaid
+# flowchart LR
+#     tokens["image tokens (B, T)"] --> embed["start token + token and position embeddings (B, T+1, d)"]
+#     embed --> encoder["encoder blocks (causal attention)"]
+#     encoder --> pool["LayerNorm, mean over positions"]
+#     pool --> rep["representation (B, d): what the probes read"]
+#     rep --> proj["projection head (B, p)"]
+#     proj --> con["NT-Xent on two views: L_con"]
+#     encoder --> decoder["decoder blocks (causal attention)"]
+#     decoder --> lnf["LayerNorm"]
+#     lnf --> head["head: p(next token)"]
+#     head --> gen["next-token cross-entropy: L_gen (bits/dim)"]
+#     con --> hybrid["hybrid: L = L_gen + λ L_con"]
+#     gen --> hybrid
+# ```
+#
+# The contrastive objective never runs the decoder; the generative objective never uses the projection head. Both
+# shape the same encoder, which is why one representation can be compared across the three objectives.
+
+# %% [markdown]
 # ## Augmented views
 # Contrastive learning sees two random views of each image (random resized crop, horizontal flip, brightness and contrast jitter) and learns to tell which views belong together. The views are made for the whole batch at once on the tensor.
 

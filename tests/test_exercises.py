@@ -14,18 +14,21 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hybridlib import exercises, solutions
 from hybridlib.config import PROFILES, get_config
+from hybridlib.evaluate import expected_calibration_error
 from hybridlib.exercises import CODE_EXERCISES, EXERCISES, check, is_correct, verdict
 from hybridlib.losses import Objective, nt_xent
 from hybridlib.model import HybridTransformer
+from hybridlib.probes import knn_distance
 from hybridlib.tokenizer import GrayTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("0[1-4]_*.py"))
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("0[1-5]_*.py"))
 ALL = {**EXERCISES, **CODE_EXERCISES}
 # what each exercise's solution is computed from: the notebook's configuration, for answers that depend on it
 NEEDS_CONFIG = {"one-by-one-patches", "mask-off-by-one"}
@@ -45,6 +48,10 @@ def right_answer(name: str, *given):
         return tuple(solutions.one_by_one_patches(*given).values())
     if name == "nt-xent-no-self-mask":
         return solutions.nt_xent_without_self_mask
+    if name == "class-mean-ood":
+        return solutions.class_mean_distance
+    if name == "ece-equal-mass":
+        return solutions.ece_equal_mass
     return ALL[name].solution(*given)
 
 
@@ -59,6 +66,25 @@ def wrong_answers(name: str, *given) -> list:
         def raises(z1, z2, tau):
             raise ValueError("not written yet")
         return [nt_xent, lambda z1, z2, tau: nt_xent(z1, z2, tau) + 0.1, raises, 3.0]
+    if name == "class-mean-ood":
+        def normalised_first(f, y, q):  # normalising each feature before averaging: another direction per class
+            return solutions.class_mean_distance(F.normalize(torch.from_numpy(f), dim=1).numpy(), y, q)
+
+        def nearest_mean_similarity(f, y, q):  # forgot the "1 -": the more typical, the higher
+            return 1 - solutions.class_mean_distance(f, y, q)
+
+        def one_score(f, y, q):
+            return float(solutions.class_mean_distance(f, y, q).mean())
+
+        return [normalised_first, nearest_mean_similarity, lambda f, y, q: knn_distance(f, q, k=5), one_score,
+                lambda f, y, q: f.sum(), 0.5]
+    if name == "ece-equal-mass":
+        def raises(probs, labels, n_bins):
+            raise ValueError("not written yet")
+        return [lambda probs, labels, n_bins: expected_calibration_error(probs, labels, n_bins),
+                lambda probs, labels, n_bins: solutions.ece_equal_mass(probs, labels, 2 * n_bins),
+                lambda probs, labels, n_bins: solutions.ece_equal_mass(probs, labels, n_bins) * np.ones(3),
+                raises, 0.05]
     if name == "pool-last":
         return ["gen_nll", "generative", "both", 0]
     if name == "mask-off-by-one":
@@ -189,6 +215,35 @@ def test_pooling_the_last_position_moves_only_the_contrastive_term():
     assert torch.equal(terms["mean"]["gen_nll"], terms["last"]["gen_nll"])
     assert not torch.equal(terms["mean"]["con_loss"], terms["last"]["con_loss"])
     assert is_correct("pool-last", "con_loss") and solutions.pool_last_changes() == "con_loss"
+
+
+def test_the_class_mean_score_with_one_image_per_class_is_the_nearest_neighbour_distance():
+    """One training feature per class: its class mean is itself, and the score is the library's kNN distance, k = 1."""
+    g = torch.Generator().manual_seed(2)
+    train, query = torch.randn(6, 5, generator=g).numpy(), torch.randn(9, 5, generator=g).numpy()
+    scores = solutions.class_mean_distance(train, np.arange(6), query)
+    np.testing.assert_allclose(scores, knn_distance(train, query, k=1), rtol=1e-5, atol=1e-6)
+    # two images per class: the mean of the two, not either one
+    two = np.r_[train, -train[:, ::-1]]
+    means = (train - train[:, ::-1]) / 2
+    np.testing.assert_allclose(solutions.class_mean_distance(two, np.r_[np.arange(6), np.arange(6)], query),
+                               knn_distance(means, query, k=1), rtol=1e-5, atol=1e-6)
+
+
+def test_equal_mass_bins_agree_with_the_library_where_the_bins_coincide():
+    """Two images in each of 5 equal-width bins: equal-mass bins are the same groups, so the ECEs agree; one bin:
+    both are |accuracy - mean confidence|."""
+    confidence = np.array([0.15, 0.18, 0.25, 0.3, 0.45, 0.5, 0.65, 0.7, 0.85, 0.95])
+    probs = np.tile(((1 - confidence) / 9)[:, None], (1, 10))
+    top = np.arange(10) % 10
+    probs[np.arange(10), top] = confidence
+    labels = np.where(np.arange(10) % 3 == 0, top, (top + 1) % 10)
+    assert solutions.ece_equal_mass(probs, labels, 5) == pytest.approx(expected_calibration_error(probs, labels, 5))
+    g = torch.Generator().manual_seed(3)
+    probs = torch.softmax(2 * torch.randn(50, 4, generator=g), dim=1).numpy()
+    labels = torch.randint(0, 4, (50,), generator=g).numpy()
+    assert solutions.ece_equal_mass(probs, labels, 1) == pytest.approx(expected_calibration_error(probs, labels, 1))
+    assert solutions.ece_equal_mass(probs, labels) != pytest.approx(expected_calibration_error(probs, labels))
 
 
 # --- the notebooks give nothing away ----------------------------------------------------------------------------
