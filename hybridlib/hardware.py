@@ -8,22 +8,27 @@ Precision, chosen by what the device really has:
 - fp16 autocast with a gradient scaler on older GPUs (a T4 is 7.5): fp16's narrow exponent range
   underflows small gradients unless the loss is scaled up first;
 - fp32 everywhere else: on CPUs without bf16 kernels (emulated bf16 is slow), and on CPUs whose bf16
-  kernels are not clearly faster than their fp32 ones (measured once per process: some virtual machines
-  expose AVX512-BF16 but run bf16 matrix products slower than fp32).
+  kernels are not clearly faster than their fp32 ones (measured once per machine and remembered: some
+  virtual machines expose AVX512-BF16 but run bf16 matrix products slower than fp32).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import platform
 import shutil
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils._triton import has_triton
 
 from .errors import ConfigError
+from .files import write_json
+from .folders import cache_dir
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -102,12 +107,34 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int | None = Non
 
 @functools.cache
 def cpu_bf16_is_faster() -> bool:
-    """Native bf16 kernels whose matrix products beat fp32's by ``BF16_MIN_SPEEDUP`` here (about a second,
-    once per process; the machines measured so far sit far from the threshold: docs/benchmarks.md)."""
+    """Native bf16 kernels whose matrix products beat fp32's by ``BF16_MIN_SPEEDUP`` here.
+
+    Measured once per machine (about a second) and remembered in ``.cache/hardware.json``, keyed by the CPU
+    model and the torch version. A measurement taken while another process shares the cores is noise (between
+    1.1x and 1.8x on one machine, against the 1.3x threshold), and a choice remade per process would train the
+    same configuration and seed in bf16 one time and in fp32 the next: different numbers with nothing changed.
+    """
     if not cpu_has_fast_bf16():
         return False
-    cpu = torch.device("cpu")
-    return matmul_peak(torch.bfloat16, cpu, 1024) >= BF16_MIN_SPEEDUP * matmul_peak(torch.float32, cpu, 1024)
+    path, key = cache_dir() / "hardware.json", f"{_cpu_model()} | torch {torch.__version__}"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if key not in known:
+        cpu = torch.device("cpu")
+        bf16, fp32 = matmul_peak(torch.bfloat16, cpu, 1024), matmul_peak(torch.float32, cpu, 1024)
+        known[key] = {"bf16_faster": bf16 >= BF16_MIN_SPEEDUP * fp32, "bf16_gflops": round(bf16 / 1e9, 1),
+                      "fp32_gflops": round(fp32 / 1e9, 1)}
+        write_json(path, known)
+    return bool(known[key]["bf16_faster"])
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def cuda_has_bf16(device: torch.device) -> bool:

@@ -8,41 +8,32 @@ relative to the working directory.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 from .config import Config, get_config
+from .folders import cache_dir, folder
 
 # derived from the data (vocab_size, seq_len) or a speed setting (compile): never part of a run's name
 _NOT_IN_NAMES = ("vocab_size", "seq_len", "pixel_levels", "token_pixels", "compile")
 
 
-def repo_root() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
-
-
-def _dir(env: str, default: str) -> Path:
-    return Path(os.environ.get(env) or repo_root() / default)
-
-
 def data_dir() -> Path:
-    return _dir("HYBRIDLIB_DATA", "data")
+    return folder("HYBRIDLIB_DATA", "data")
 
 
 def compile_cache_dir() -> Path:
     """Where torch.compile keeps the kernels it built (``HYBRIDLIB_CACHE``, default ``.cache/`` of the
     checkout): every notebook kernel and every later run finds them there instead of compiling again."""
-    return _dir("HYBRIDLIB_CACHE", ".cache") / "torchinductor"
+    return cache_dir() / "torchinductor"
 
 
 def runs_dir() -> Path:
-    return _dir("HYBRIDLIB_RUNS", "runs")
+    return folder("HYBRIDLIB_RUNS", "runs")
 
 
 def results_dir() -> Path:
-    return _dir("HYBRIDLIB_RESULTS", "results")
+    return folder("HYBRIDLIB_RESULTS", "results")
 
 
 def run_dir(profile: str, objective: str, seed: int) -> Path:

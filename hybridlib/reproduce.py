@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 from .config import resolve_profile
 from .files import write_json
-from .paths import repo_root, results_dir
+from .folders import repo_root
+from .paths import results_dir
 
 DEFAULT_NOTEBOOKS = ("01_data_and_tokens.ipynb", "02_contrastive.ipynb", "03_generative.ipynb",
                      "04_hybrid.ipynb", "05_evaluation.ipynb")

@@ -3,6 +3,7 @@
 A GPU's capability is simulated by monkeypatching what the code asks of ``torch.cuda``; fp16 with
 a gradient scaler really runs on the CPU (torch's CPU autocast and GradScaler support it).
 """
+import json
 import runpy
 import sys
 from types import SimpleNamespace
@@ -55,8 +56,9 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
     (True, 1.2, False),  # not clearly faster
     (False, 2.3, False),  # no bf16 kernels: never, whatever a timing says
 ])
-def test_auto_precision_on_a_cpu_takes_bf16_only_where_it_is_native_and_faster(monkeypatch, native, bf16_peak,
-                                                                                expected):
+def test_auto_precision_on_a_cpu_takes_bf16_only_where_it_is_native_and_faster(monkeypatch, tmp_path, native,
+                                                                                bf16_peak, expected):
+    monkeypatch.setenv("HYBRIDLIB_CACHE", str(tmp_path))  # nothing measured on this "machine" yet
     monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: native)
     monkeypatch.setattr(hardware, "matmul_peak", lambda dtype, device, size=None:
                         bf16_peak if dtype == torch.bfloat16 else 1.0)
@@ -67,6 +69,28 @@ def test_auto_precision_on_a_cpu_takes_bf16_only_where_it_is_native_and_faster(m
         assert autocast_dtype("bf16", CPU) == torch.bfloat16  # asked for explicitly: emulated if need be
     finally:
         hardware.cpu_bf16_is_faster.cache_clear()  # the real machine's answer for the tests after this one
+
+
+def test_the_cpu_precision_is_measured_once_per_machine_and_then_remembered(monkeypatch, tmp_path):
+    """A second process on the same machine reads the first one's choice instead of timing again: under load a
+    timing flips around the threshold, and the same seed would train in another precision."""
+    monkeypatch.setenv("HYBRIDLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "matmul_peak", lambda dtype, device, size=None: 2.0 if dtype == torch.bfloat16 else 1.0)
+    hardware.cpu_bf16_is_faster.cache_clear()
+    try:
+        assert hardware.cpu_bf16_is_faster() is True
+        saved = json.loads((tmp_path / "hardware.json").read_text())
+        assert [v["bf16_faster"] for v in saved.values()] == [True]
+
+        def loaded_machine(dtype, device, size=None):
+            return 0.5 if dtype == torch.bfloat16 else 1.0  # the same machine, timed while busy
+
+        monkeypatch.setattr(hardware, "matmul_peak", loaded_machine)
+        hardware.cpu_bf16_is_faster.cache_clear()  # a new process
+        assert hardware.cpu_bf16_is_faster() is True
+    finally:
+        hardware.cpu_bf16_is_faster.cache_clear()
 
 
 def test_unknown_precision_is_one_clear_error():
