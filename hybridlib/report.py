@@ -70,7 +70,8 @@ def summary_markdown(summary: dict[str, Any], figures: list[str]) -> str:
         "",
         "## The paper's claims in this run",
         "",
-        f"One seed: each claim is {RULE}; with one seed the spread is zero.",
+        f"One seed: each claim is {RULE}; with one seed the spread is the metric's run-to-run spread where it was "
+        "measured (run_to_run.json), else zero.",
         "",
         *claim_lines(summary["claims"]),
         "",
