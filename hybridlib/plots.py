@@ -194,7 +194,8 @@ def scaling_metrics(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figu
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(keys):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=10)
+    if objectives:  # none yet where nothing has finished (--finished-only)
+        axes.flat[0].legend(fontsize=10)
     fig.tight_layout()
     return fig
 
