@@ -2,10 +2,10 @@
 
 Set when pytest starts, before anything is collected: nbval's notebook cells take no fixtures, and each
 notebook's kernel inherits os.environ when it starts. So a notebook tested on its own (`pytest --nbval-lax
-notebooks/01_data_and_tokens.ipynb`) runs as under `make test`: smoke profile unless one is given, runs and
-results in a temporary folder, never the checkout's runs/ and results/, and the checkout's own hybridlib.
-The data stays shared (read-only here; the smoke profile's digits come with scikit-learn), and so does the
-compile cache (.cache/, kernels a later run can reuse).
+notebooks/01_data_and_tokens.ipynb`) runs as under `make test`: smoke profile unless one is given, runs,
+results and shipped weights in a temporary folder, never the checkout's runs/, results/ and checkpoints/, and the
+checkout's own hybridlib. The data stays shared (read-only here; the smoke profile's digits come with
+scikit-learn), and so does the compile cache (.cache/, kernels a later run can reuse).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def pytest_configure(config) -> None:
     _base.append(base)
     _set("HYBRIDLIB_RUNS", str(base / "runs"))
     _set("HYBRIDLIB_RESULTS", str(base / "results"))
+    _set("HYBRIDLIB_CHECKPOINTS", str(base / "checkpoints"))  # the shipped weights: tests/test_shipped.py reads them
     _set("HYBRIDLIB_PROFILE", os.environ.get("HYBRIDLIB_PROFILE") or "smoke")
     # kernels and subprocesses import this checkout's hybridlib, as the tests in this process do, even where
     # the environment's editable install points to another checkout

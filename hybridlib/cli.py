@@ -23,7 +23,7 @@ from typing import Sequence
 
 from .bench import run_benchmarks
 from .checkpoint import load_checkpoint
-from .config import DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, PROFILE_CHOICES, Config, get_config
+from .config import DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, PROFILE_CHOICES, Config, get_config, resolve_profile
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
 from .evaluate import evaluate_baselines, evaluate_checkpoint
@@ -34,6 +34,7 @@ from .paths import data_dir, results_dir, run_dir_for
 from .report import ablations_markdown, anchors_markdown, heads_markdown, markdown_table, seeds_markdown, write_summary
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
+from .shipped import ship
 from .studies import SCALING_STEPS, run_ablations, run_scaling
 from .train import train
 
@@ -143,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="run the notebooks headless with papermill (what `make reproduce` does)")
     rp.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     rp.add_argument("--notebooks", nargs="+", default=None, help="file names in notebooks/ (default: 01 to 05)")
+
+    sh = sub.add_parser("ship", help="write the weights of the profile's seed-0 runs to checkpoints/PROFILE/ (what "
+                        "`make reproduce` does at its end), for classes that evaluate without training")
+    sh.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
 
     b = sub.add_parser("bench", help="benchmark the training step against a naive reference")
     b.add_argument("--out", type=_path, default=None, help="default: results/bench.json")
@@ -267,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":
             run_notebooks(args.profile, args.notebooks or DEFAULT_NOTEBOOKS)
+        elif args.command == "ship":
+            for path in ship(resolve_profile(args.profile)):
+                print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
         elif args.command == "bench":
             if args.out is not None:  # before minutes of benchmarking
                 check_can_write(args.out, args.overwrite)

@@ -37,6 +37,7 @@ from .errors import DataError
 from .losses import bits_per_dim
 from .hardware import autocast, autocast_dtype, resolve_device
 from .model import HybridTransformer
+from .progress import announce
 from .probes import LinearProbe, fit_linear_probe, knn_accuracy, knn_distance
 
 EVAL_PROTOCOL = 2  # raised whenever a change to this module moves the numbers: saved evaluations are then redone
@@ -246,6 +247,7 @@ def evaluate_representation(name: str, embed: Embed, data: PreparedData, cfg: Ev
                             likelihood: bool = False, progress: bool = True) -> dict[str, Any]:
     """Every axis for one representation; ``likelihood``: it has a trained decoder (bits/dim, likelihood OOD)."""
     t0 = time.perf_counter()
+    announce(f"evaluating {name}")
     n_train = min(cfg.n_probe_train, len(data.train_images))
     n_test = len(data.test_images) if cfg.n_test is None else min(cfg.n_test, len(data.test_images))
     bar = tqdm(total=3 + len(CORRUPTIONS), desc=f"evaluate {name}", disable=not progress, leave=False)

@@ -98,6 +98,19 @@ def _calibration_function(answer: Any, expected: Callable[..., Any], rel: float)
     return _same_outputs(answer, expected, cases, "(probs, labels, n_bins) -> a number", rel)
 
 
+def _front_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """A Pareto front (rows of a sweep, keys) -> the sorted λ of the undominated rows, on a few made-up sweeps."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for keys in (("linear_probe_acc", "ood_auroc_near"), ("linear_probe_acc", "ood_auroc_near", "knn_acc")):
+        for _ in range(3):
+            lams = [0.0, 0.1, 0.3, 1.0, 3.0, math.inf]
+            rows = [{"lam": lam, **{k: float(v) for k, v in zip(keys, rng.integers(0, 5, len(keys)) / 10)}}
+                    for lam in lams]  # coarse values: ties, as in a real table, are part of the test
+            cases.append((rows, keys))
+    return _same_outputs(answer, expected, cases, "(rows, keys) -> a sorted list of λ", rel)
+
+
 _TERM_NAMES = {"con_loss": {"con_loss", "con", "contrastive", "l_con", "lcon", "nt_xent", "ntxent"},
                "gen_nll": {"gen_nll", "gen", "generative", "l_gen", "lgen", "bits_per_dim"}}
 
@@ -108,6 +121,13 @@ def _term(answer: Any, expected: str, rel: float) -> str | None:
         return f'expected the name of a term, "con_loss" or "gen_nll", got {answer!r}'
     word = answer.strip().lower().replace(" ", "_").replace("-", "_")
     return None if word in _TERM_NAMES[expected] else ""
+
+
+def _name(answer: Any, expected: str, rel: float) -> str | None:
+    """A name read off a table (a model), case and surrounding spaces aside."""
+    if not isinstance(answer, str):
+        return f"expected a model's name in quotes, e.g. \"hybrid\", got {answer!r}"
+    return None if answer.strip().lower() == expected.lower() else ""
 
 
 class Exercise(NamedTuple):
@@ -125,6 +145,9 @@ EXERCISES: dict[str, Exercise] = {
     "bits-per-dim": Exercise(solutions.bits_per_dim_one_sixteenth,
                              "bits per token = -log2 p; divide by the pixels per token"),
     "hybrid-lambda": Exercise(solutions.hybrid_lambda, "compare ln(vocabulary) with ln(2N - 1)"),
+    "most-robust": Exercise(solutions.most_robust, "the corruption acc mean column, baselines included", _name),
+    "best-lambda-probe": Exercise(solutions.best_lambda_probe,
+                                  "the linear_probe_acc column of the printed table (contrastive-only: math.inf)"),
 }
 
 CODE_EXERCISES: dict[str, Exercise] = {
@@ -150,9 +173,13 @@ CODE_EXERCISES: dict[str, Exercise] = {
         solutions.ece_equal_mass,
         "sort the images by confidence (np.argsort), split the order with np.array_split(order, n_bins), then "
         "weigh each group's |accuracy - confidence| by its size, as ece_by_hand does", _calibration_function),
+    "pareto-front": Exercise(
+        solutions.pareto_front,
+        "write dominates(a, b): a >= b on every key and a > b on one; keep the rows no other row dominates, and "
+        "return their λ sorted", _front_function),
 }
 
-_FUNCTION_COMPARES = (_loss_function, _score_function, _calibration_function)  # the answer is a function
+_FUNCTION_COMPARES = (_loss_function, _score_function, _calibration_function, _front_function)  # the answer is a function
 
 
 def _exercise(name: str) -> Exercise:
@@ -195,13 +222,3 @@ def check(name: str, answer: Any, *given: Any, rel: float = 1e-3) -> None:
         print(f"{name}: not quite{': ' + note if note else ''} (hint: {exercise.hint})")
     else:
         print(f"{name}: correct (the worked solution: {SOLUTIONS_FILE}, {exercise.solution.__name__})")
-
-
-def check_choice(answer: Any, expected: Any, hint: str) -> None:
-    """For questions whose answer is read off this run's own results (a model name, a λ)."""
-    if answer is None:
-        print(f"not answered yet (hint: {hint})")
-    elif answer == expected or (isinstance(answer, str) and answer.strip().lower() == str(expected).lower()):
-        print("correct")
-    else:
-        print(f"not quite (hint: {hint})")

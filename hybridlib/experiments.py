@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -14,13 +15,31 @@ import torch
 
 from .anchors import bits_per_dim_anchors
 from .claims import judge_all
-from .config import OBJECTIVES, Config, trains_decoder
+from .config import OBJECTIVES, Config, EvalConfig, trains_decoder
 from .data import PreparedData, prepare_data
-from .evaluate import align_ood, evaluate_baselines, evaluate_model
+from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_baselines, evaluate_model
 from .files import write_json, write_text
 from .paths import results_dir
 from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
-from .train import ensure_trained
+from .train import TrainResult, ensure_trained
+
+
+def evaluate_run(run: TrainResult, data: PreparedData, cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
+    """``run``'s model evaluated on every axis (:func:`hybridlib.evaluate.evaluate_model`). A run of one's own keeps
+    its evaluation beside its checkpoint (``evaluation.json``) and later calls read it back, as long as the
+    protocol, the evaluation settings and the trained weights (their step and training time) are the same."""
+    objective = run.config.train.objective
+    if run.shipped is not None:
+        return evaluate_model(run.model, data, objective, cfg, trains_decoder(objective), progress)
+    cache = run.out_dir / "evaluation.json"
+    key = {"protocol": EVAL_PROTOCOL, "eval": asdict(cfg), "step": run.step, "wall_time_s": run.wall_time_s}
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved["result"]
+    result = evaluate_model(run.model, data, objective, cfg, trains_decoder(objective), progress)
+    write_json(cache, {"key": key, "result": result})
+    return result
 
 
 def evaluate_all(config: Config, data: PreparedData | None = None, train_missing: bool = True,
@@ -32,14 +51,15 @@ def evaluate_all(config: Config, data: PreparedData | None = None, train_missing
     training: dict[str, dict[str, Any]] = {}
     for objective in OBJECTIVES:
         run = ensure_trained(config.with_train(objective=objective), data, progress, train_missing)
-        models[objective] = evaluate_model(run.model, data, objective, config.eval, trains_decoder(objective), progress)
+        models[objective] = evaluate_run(run, data, config.eval, progress)
         training[objective] = {"steps": run.step, "wall_time_s": run.wall_time_s,
-                               "final_train_loss": run.history[-1]["loss"] if run.history else None}
+                               "final_train_loss": run.history[-1]["loss"] if run.history else None,
+                               "weights": str(run.shipped) if run.shipped else "trained here"}
     models.update(evaluate_baselines(config, data, progress=progress))
     return {
         "profile": config.profile, "seed": config.train.seed, "dataset": config.data.dataset,
         "image_size": config.data.image_size, "steps": config.train.steps, "batch_size": config.train.batch_size,
-        "config": config.to_dict(), "training": training,
+        "config": config.to_dict(), "protocol": EVAL_PROTOCOL, "training": training,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "device": "cuda" if torch.cuda.is_available() else "cpu"},
         "models": models,
@@ -57,15 +77,28 @@ def run_to_run_spread(profile: str) -> dict[str, float]:
 
 def saved_summary(config: Config) -> dict[str, Any] | None:
     """The summary.json already written for ``config``'s profile and seed, if it was made with this very
-    configuration, evaluation settings included (else None: it must be recomputed)."""
+    configuration, evaluation settings and protocol included (else None: it must be recomputed)."""
     seed = config.train.seed
     for path in (results_dir() / config.profile / f"seed{seed}" / "summary.json",
                  results_dir() / config.profile / "summary.json"):
         if path.exists():
             summary = json.loads(path.read_text())
-            if Config.from_dict(summary["config"]) == config.with_train(objective="hybrid"):
+            if summary.get("protocol") == EVAL_PROTOCOL and \
+                    Config.from_dict(summary["config"]) == config.with_train(objective="hybrid"):
                 return summary
     return None
+
+
+def saved_seeds(config: Config) -> dict[str, Any] | None:
+    """results/<profile>/seeds.json (written by `make seeds`) if it was made with ``config``'s settings (any seed)
+    and this evaluation protocol; else None."""
+    path = results_dir() / config.profile / "seeds.json"
+    if not path.exists():
+        return None
+    out = json.loads(path.read_text())
+    same = out.get("protocol") == EVAL_PROTOCOL and "config" in out and \
+        Config.from_dict(out["config"]) == config.with_train(objective="hybrid", seed=0)
+    return out if same else None
 
 
 def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict[str, Any]:
@@ -89,7 +122,8 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
                 stats[name][key] = {"mean": float(np.mean(values)),
                                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
     out = {"profile": config.profile, "seeds": list(seeds), "dataset": config.data.dataset,
-           "steps": config.train.steps, "models": stats,
+           "steps": config.train.steps, "config": config.with_train(seed=0).to_dict(), "protocol": EVAL_PROTOCOL,
+           "models": stats,
            "ood_sets": models_per_seed[0][names[0]]["ood_sets"], "claims": judge_all(models_per_seed, run_to_run_spread(config.profile))}
     out_dir = results_dir() / config.profile
     write_json(out_dir / "seeds.json", out)
@@ -111,8 +145,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
             r = summary["models"][objective]
         else:
             run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
-            run = ensure_trained(run_config, data, progress)
-            r = evaluate_model(run.model, data, f"lam={lam:g}", config.eval, trains_decoder(objective), progress)
+            r = evaluate_run(ensure_trained(run_config, data, progress), data, config.eval, progress)
         rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}})
     write_json(results_dir() / config.profile / "tradeoff.json",
                {"profile": config.profile, "seed": config.train.seed, "rows": rows})
@@ -135,7 +168,7 @@ def compare_heads(config: Config, progress: bool = True) -> dict[str, Any]:
         equal_time = pixels.with_train(steps=round(base.train.steps * ratio))
         runs["pixels, equal time"] = ensure_trained(equal_time, data, progress)
         for name, run in runs.items():
-            r = evaluate_model(run.model, data, f"{objective} {name}", config.eval, progress=progress)
+            r = evaluate_run(run, data, config.eval, progress)
             rows.append({"objective": objective, "head": name, "steps": run.step,
                          "img_per_s": _img_per_s(run.history), "train_minutes": run.wall_time_s / 60,
                          **{k: r.get(k) for k in COLUMNS}})

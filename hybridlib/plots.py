@@ -33,9 +33,9 @@ def show_images(images: Tensor, nrow: int = 8, titles: Sequence[str] | None = No
         if i < n:
             _imshow(ax, images[i])
             if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+                ax.set_title(titles[i], fontsize=10)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -52,8 +52,18 @@ def show_rows(rows: dict[str, Tensor], scale: float = 1.0) -> plt.Figure:
             if c < len(images):
                 _imshow(ax, images[c])
             if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+                ax.set_ylabel(label, fontsize=11)
     fig.tight_layout()
+    return fig
+
+
+def completions(given: Tensor, completed: Tensor, prompt_rows: int, scale: float = 1.0) -> plt.Figure:
+    """Test images over the model's completions of them; a red line on each completion where the prompt (its top
+    ``prompt_rows`` pixel rows, copied from the test image) ends and the sampled part begins."""
+    fig = show_rows({"test image": given, "completed": completed}, scale=scale)
+    for ax in fig.axes[len(given):]:
+        ax.axhline(prompt_rows - 0.5, color="red", lw=2)
+    fig.axes[len(given)].set_ylabel("completed\n(below red)", fontsize=11)
     return fig
 
 
@@ -85,20 +95,27 @@ def compare_histories(histories: dict[str, list[dict[str, float]]], key: str) ->
     return fig
 
 
-def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
-    """One panel per metric, one bar per model (missing values are left out)."""
+def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str],
+                 errors: dict[str, dict[str, float]] | None = None) -> plt.Figure:
+    """One panel per metric, one bar per model (missing values are left out); ``errors`` (model -> metric ->
+    standard deviation over seeds) draws error bars."""
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         names = [n for n in models if models[n].get(key) is not None]
         values = [models[n][key] for n in names]
-        bars = ax.bar(range(len(names)), values, color=[MODEL_COLOURS.get(n, "tab:purple") for n in names])
-        ax.set_xticks(range(len(names)), names, fontsize=7, rotation=35, ha="right")
-        ax.set_title(key.replace("_", " "), fontsize=9)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7)
-        if values:
-            lo, hi = min(values), max(values)
+        yerr = [errors[n][key] for n in names] if errors is not None else None
+        bars = ax.bar(range(len(names)), values, yerr=yerr, capsize=4,
+                      color=[MODEL_COLOURS.get(n, "tab:purple") for n in names])
+        ax.set_xticks(range(len(names)), names, fontsize=10, rotation=35, ha="right")
+        ax.set_title(key.replace("_", " "), fontsize=12)
+        ax.bar_label(bars, fmt="%.3f", fontsize=9)
+        if values:  # zoomed in on the values, or differences of 0.01 would not show: said under the figure
+            lo = min(v - (e or 0) for v, e in zip(values, yerr or [0] * len(values)))
+            hi = max(v + (e or 0) for v, e in zip(values, yerr or [0] * len(values)))
             ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo + 1e-3) - 0.05), hi + 0.15 * (hi - lo + 1e-3) + 0.02)
     fig.tight_layout()
+    if any(ax.get_ylim()[0] > 0 for ax in axes[0]):
+        fig.text(0.5, -0.02, "the y axes do not start at 0", ha="center", va="top", fontsize=10, style="italic")
     return fig
 
 
@@ -111,7 +128,7 @@ def corruption_curves(models: dict[str, dict[str, Any]]) -> plt.Figure:
                 color=MODEL_COLOURS.get(name))
     ax.set_xlabel("severity (0 = clean)")
     ax.set_ylabel("linear-probe accuracy")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -125,8 +142,8 @@ def reliability_diagrams(models: dict[str, dict[str, Any]]) -> plt.Figure:
         ax.bar(centres, [b["accuracy"] for b in bins], width=1 / len(r["reliability"]), edgecolor="k",
                color=MODEL_COLOURS.get(name, "tab:purple"), alpha=0.8)
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        ax.set_title(f"{name}\nECE {r['ece']:.3f}", fontsize=8)
-        ax.set_xlabel("confidence", fontsize=8)
+        ax.set_title(f"{name}\nECE {r['ece']:.3f}", fontsize=11)
+        ax.set_xlabel("confidence", fontsize=10)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy")
@@ -155,16 +172,29 @@ def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def tradeoff_plot(x: Sequence[float], metrics: dict[str, Sequence[float]]) -> plt.Figure:
-    """Metrics against the hybrid weight λ on a log axis (the caller places the λ = 0 and λ = ∞ endpoints)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
-    for ax, (key, values) in zip(axes[0], metrics.items()):
-        ax.plot(x, values, marker="o")
+def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
+    """Each metric against the hybrid weight λ (log axis): the hybrids as a line, the two single objectives as
+    horizontal lines (generative-only is λ = 0 and contrastive-only λ → ∞, neither has a place on a log axis).
+    A missing value (the contrastive model's bits/dim: its decoder is never trained) is left out."""
+    hybrids = sorted((r for r in rows if 0 < r["lam"] < math.inf), key=lambda r: r["lam"])
+    ends = {"generative": next((r for r in rows if r["lam"] == 0), None),
+            "contrastive": next((r for r in rows if math.isinf(r["lam"])), None)}
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.9 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.plot([r["lam"] for r in hybrids], [r.get(key) for r in hybrids], marker="o", lw=2,
+                color=MODEL_COLOURS["hybrid"], label="hybrid")
+        for (name, row), style in zip(ends.items(), ("--", ":")):
+            if row is not None and row.get(key) is not None:
+                ax.axhline(row[key], color=MODEL_COLOURS[name], ls=style, lw=2,
+                           label=f"{name} only (λ = {'0' if name == 'generative' else '∞'})")
         ax.set_xscale("log")
-        ax.set_xlabel("λ (left end: generative only; right end: contrastive only)", fontsize=7)
-        ax.set_title(key.replace("_", " "), fontsize=9)
+        ax.set_xlabel("λ", fontsize=11)
+        ax.set_title(key.replace("_", " "), fontsize=12)
+        ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

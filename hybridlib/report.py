@@ -2,7 +2,6 @@
 ``results/<profile>/`` (summary.md, seeds.md, figures/*.png)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -126,15 +125,9 @@ def heads_markdown(out: dict[str, Any]) -> str:
 
 
 def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None) -> plt.Figure:
-    """The λ sweep against λ on a log axis, saved to results/<profile>/figures/tradeoff.png when a
-    profile is given. λ = 0 (generative-only) is drawn at a quarter of the smallest λ and λ = ∞
-    (contrastive-only) at four times the largest; the contrastive-only bits/dim is left out, since
-    its decoder is never trained."""
-    finite = [r["lam"] for r in rows if 0 < r["lam"] < math.inf]
-    x = [min(finite) / 4 if r["lam"] == 0 else max(finite) * 4 if math.isinf(r["lam"]) else r["lam"] for r in rows]
-    metrics = {k: [r[k] for r in rows] for k in ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean")}
-    metrics["test_bits_per_dim"] = [float("nan") if math.isinf(r["lam"]) else r["test_bits_per_dim"] for r in rows]
-    fig = plots.tradeoff_plot(x, metrics)
+    """The λ sweep (:func:`hybridlib.plots.tradeoff_plot`), saved to results/<profile>/figures/tradeoff.png
+    when a profile is given."""
+    fig = plots.tradeoff_plot(rows, ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean", "test_bits_per_dim"))
     if profile is not None:
         out = results_dir() / profile / "figures" / "tradeoff.png"
         out.parent.mkdir(parents=True, exist_ok=True)

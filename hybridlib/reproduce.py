@@ -2,7 +2,8 @@
 
 Executed notebooks go to ``results/<profile>/notebooks/``. For the ``cpu`` profile (the one whose
 outputs the repository shows on GitHub) they are also copied over ``notebooks/``, after papermill's
-timing metadata is scrubbed so that a re-run changes only what really changed.
+timing metadata is scrubbed so that a re-run changes only what really changed, and the weights of its runs
+are written to ``checkpoints/`` (hybridlib/shipped.py) for classes that evaluate without training.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from .config import resolve_profile
 from .files import write_json
 from .folders import repo_root
 from .paths import results_dir
+from .progress import Echo
+from .shipped import USE_ENV, ship
 
 DEFAULT_NOTEBOOKS = ("01_data_and_tokens.ipynb", "02_contrastive.ipynb", "03_generative.ipynb",
                      "04_hybrid.ipynb", "05_evaluation.ipynb")
@@ -46,14 +49,16 @@ def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOT
     out_dir = results_dir() / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ["HYBRIDLIB_PROFILE"] = profile  # the kernels inherit it; no parameters are injected
+    os.environ[USE_ENV] = "0"  # a reproduction trains its models instead of loading the shipped weights
     log: dict[str, Any] = {"profile": profile, "notebooks": {}}
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} (profile {profile})", flush=True)
         t0 = time.perf_counter()
         out = out_dir / name
-        papermill.execute_notebook(str(src / name), str(out), kernel_name="python3", cwd=str(src),
-                                   progress_bar=True, request_save_on_cell_execute=False)
+        with Echo():  # the kernel's training and evaluation progress, a line every 30 s
+            papermill.execute_notebook(str(src / name), str(out), kernel_name="python3", cwd=str(src),
+                                       progress_bar=True, request_save_on_cell_execute=False)
         nb = scrub(nbformat.read(out, as_version=4))
         nbformat.write(nb, out)
         if publish:
@@ -62,6 +67,9 @@ def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOT
         print(f"      done in {log['notebooks'][name] / 60:.1f} min", flush=True)
     log["wall_time_s"] = round(time.perf_counter() - t_all, 1)
     full = set(DEFAULT_NOTEBOOKS) <= set(names)
+    if publish and full:  # the shipped weights are those behind the published results
+        log["shipped"] = [str(p.relative_to(repo_root())) if p.is_relative_to(repo_root()) else str(p)
+                          for p in ship(profile)]
     log_name = "reproduce_log.json" if full else f"run_log_{'_'.join(Path(n).stem for n in names)}.json"
     write_json(results_dir() / profile / log_name, log)
     print(f"{', '.join(names)} [{profile}]: {log['wall_time_s'] / 60:.1f} min; results in {results_dir() / profile}")

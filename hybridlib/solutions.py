@@ -130,6 +130,12 @@ def class_mean_distance(train_features: np.ndarray, train_labels: np.ndarray, qu
     return (1 - (F.normalize(q, dim=1) @ F.normalize(means, dim=1).T).amax(dim=1)).numpy()
 
 
+def most_robust(models: dict[str, dict]) -> str:
+    """The model (of all in the summary, baselines included) with the highest mean accuracy over the corruptions:
+    read off the table, or ``max(models, key=...)`` over ``corruption_acc_mean``."""
+    return max(models, key=lambda m: models[m]["corruption_acc_mean"])
+
+
 def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
     """ECE with bins of equal size (each holds about n / n_bins images) instead of equal width: sort the images by
     confidence, split them into ``n_bins`` groups with ``np.array_split``, and weigh each group's
@@ -145,3 +151,26 @@ def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> f
     order = np.argsort(confidence, kind="stable")
     return float(sum(len(b) / len(labels) * abs(correct[b].mean() - confidence[b].mean())
                      for b in np.array_split(order, n_bins) if len(b)))
+
+
+# --- Notebook 6: the trade-off ---------------------------------------------------------------------------------
+
+
+def best_lambda_probe(rows: list[dict]) -> float:
+    """The λ of the sweep's row with the highest linear-probe accuracy (0: generative-only, math.inf:
+    contrastive-only): read off the printed table, or ``max(rows, key=...)``."""
+    return max(rows, key=lambda r: r["linear_probe_acc"])["lam"]
+
+
+def pareto_front(rows: list[dict], keys: tuple[str, ...]) -> list[float]:
+    """The λ of every run that no other run beats on all of ``keys`` at once (higher is better for each), sorted.
+
+    Run a dominates run b when a is at least as good on every key and strictly better on one; the front is the
+    runs nobody dominates. "The best of both" in the paper's sense means a hybrid on the front *and* at least as
+    good as each single objective on the other's strength, which is a stronger demand: a hybrid can sit on the front
+    by being a compromise, better than one endpoint on one axis and worse on the other.
+    """
+    def dominates(a: dict, b: dict) -> bool:
+        return all(a[k] >= b[k] for k in keys) and any(a[k] > b[k] for k in keys)
+
+    return sorted(r["lam"] for r in rows if not any(dominates(other, r) for other in rows))

@@ -10,7 +10,6 @@ The ablations' selection rule is fixed here, before any of their results existed
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from .claims import CLAIMS, judge_all
-from .config import OBJECTIVES, Config, trains_decoder
+from .config import OBJECTIVES, Config
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError
-from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_model, evaluate_representation, pixel_embedding
-from .experiments import run_to_run_spread
+from .evaluate import align_ood, evaluate_representation, pixel_embedding
+from .experiments import evaluate_run, run_to_run_spread
 from .files import write_json, write_text
 from .flops import model_flops_per_step
 from .paths import results_dir
@@ -37,22 +36,12 @@ HYBRID_CLAIMS = tuple(c.id for c in CLAIMS if c.model == "hybrid")  # what an ab
 def evaluated(config: Config, data: PreparedData, progress: bool = True, train_missing: bool = True
               ) -> dict[str, Any]:
     """``config``'s run (trained here if missing or unfinished; with ``train_missing=False`` a CheckpointError
-    instead) evaluated on every axis, with its training minutes and FLOPs; the evaluation is kept in the run's
-    folder and reused."""
-    run = ensure_trained(config, data, progress, train_missing)
-    cache = run.out_dir / "evaluation.json"
-    key = {"protocol": EVAL_PROTOCOL, "eval": asdict(config.eval), "step": run.step}
-    if cache.exists():
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
-            return saved["result"]
-    objective = config.train.objective
-    result = evaluate_model(run.model, data, objective, config.eval, trains_decoder(objective), progress)
-    result.update({"objective": objective, "steps": run.step, "seed": config.train.seed,
-                   "train_minutes": run.wall_time_s / 60,
-                   "train_pflops": model_flops_per_step(config) * run.step / 1e15})
-    write_json(cache, {"key": key, "result": result})
-    return result
+    instead) evaluated on every axis (kept beside its checkpoint and reused: :func:`evaluate_run`), with its
+    training minutes and FLOPs."""
+    run = ensure_trained(config, data, progress, train_missing, shipped=False)  # a study trains its own runs
+    return {**evaluate_run(run, data, config.eval, progress), "objective": config.train.objective, "steps": run.step,
+            "seed": config.train.seed, "train_minutes": run.wall_time_s / 60,
+            "train_pflops": model_flops_per_step(config) * run.step / 1e15}
 
 
 def raw_pixels(config: Config, data: PreparedData) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checkpoint import CHECKPOINT_NAME, config_differences, load_checkpoint, save_checkpoint
-from .config import Config, validate
+from .config import Config, trains_decoder, validate
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
 from .files import remove_stale_temp_files, write_text
@@ -34,13 +34,16 @@ from .flops import estimate_train_minutes
 from .hardware import autocast_dtype, matmul_peak, resolve_device
 from .model import HybridTransformer
 from .paths import run_dir_for
+from .progress import announce
 from .rundir import check_run_dir, hold_run_dir
+from .shipped import find_shipped, shipped_path
 from .step import BatchSampler, TrainStep, make_views, step_generator
 
 HISTORY_NAME = "history.csv"
 CONFIG_NAME = "config.json"
 HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
 LOSS_TERMS = ("loss", "gen_nll", "bits_per_dim", "con_loss")
+SNAPSHOT_SAMPLES = 8  # images sampled at every checkpoint of a run that trains the decoder
 NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}
 
 
@@ -53,11 +56,24 @@ class TrainResult:
     step: int
     wall_time_s: float  # summed over the run's sessions when resumed
     start_step: int = 0  # the step this call started from: > 0 when resumed, == step when there was nothing to do
+    samples: dict[int, torch.Tensor] = field(default_factory=dict)  # step -> (SNAPSHOT_SAMPLES, T) tokens
+    shipped: Path | None = None  # the shipped weights it was loaded from (hybridlib/shipped.py), if so
 
     @property
     def checkpoint(self) -> Path:
-        return self.out_dir / CHECKPOINT_NAME
+        return self.shipped or self.out_dir / CHECKPOINT_NAME
 
+
+def sample_snapshot(model: HybridTransformer, seed: int) -> torch.Tensor:
+    """SNAPSHOT_SAMPLES images' tokens (SNAPSHOT_SAMPLES, T) sampled from ``model`` as it is now, always from
+    the same random numbers (a generator seeded with ``seed``, apart from training's): the snapshots of one
+    run differ only by what training changed."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(model.pos_emb.device).manual_seed(seed)
+    tokens = model.generate(SNAPSHOT_SAMPLES, generator=generator)
+    model.train(was_training)
+    return tokens.cpu()
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
     """Join the torchrun process group if launched by torchrun: (rank, world size)."""
@@ -187,9 +203,10 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
     data = data if data is not None else prepare_data(config.data)
     model = HybridTransformer(config.model).to(device)
     train_step = TrainStep(model, config, device, world)
-    start_step, history, wall_before = 0, [], 0.0
+    start_step, history, wall_before, samples = 0, [], 0.0, {}
     if state is not None:
         start_step, history, wall_before = _restore(state, model, train_step, out_dir / CHECKPOINT_NAME)
+        samples = dict(state.get("samples", {}))
     if rank == 0 and len(data.train_tokens) < cfg.batch_size:
         warnings.warn(f"{len(data.train_tokens)} training images for batches of {cfg.batch_size}: every batch repeats "
                       "images (and contrastive negatives include copies of the positive); use a smaller "
@@ -206,6 +223,7 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
             save_checkpoint({
                 "config": config.to_dict(), "step": step, "model": model.state_dict(), **train_step.state_dict(),
                 "rng_torch": torch.get_rng_state(), "history": history, "wall_time_s": wall_before + elapsed,
+                "samples": samples,
             }, out_dir / CHECKPOINT_NAME)
             write_history(history, out_dir / HISTORY_NAME)
         if world > 1:
@@ -238,22 +256,36 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                    "img_per_s": cfg.batch_size * (done - last_logged) / (now - t_log), "elapsed_s": wall_before + now - t0}
             history.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "bits_per_dim", "img_per_s")})
+            if rank == 0:
+                left_min = (now - t0) / (done - start_step) * (cfg.steps - done) / 60
+                announce(f"{cfg.objective} [{config.profile}] step {done}/{cfg.steps}: loss {row['loss']:.3f}, "
+                         f"{row['img_per_s']:.0f} img/s, about {left_min:.0f} min left")
             sums.zero_()
             t_log, last_logged = now, done
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save(done, now - t0)
+                elapsed = now - t0
+                if rank == 0 and trains_decoder(cfg.objective):
+                    spent = time.perf_counter()
+                    samples[done] = sample_snapshot(model, cfg.seed)
+                    spent = time.perf_counter() - spent
+                    t0, t_log = t0 + spent, t_log + spent  # sampling is neither training time nor throughput
+                save(done, elapsed)
     bar.close()
-    return TrainResult(out_dir, config, model.eval(), history, max(start_step, cfg.steps),
-                       wall_before + time.perf_counter() - t0, start_step)
+    # the training time the last checkpoint holds (a finished run read back later reports the same)
+    wall_time = history[-1]["elapsed_s"] if history else wall_before
+    return TrainResult(out_dir, config, model.eval(), history, max(start_step, cfg.steps), wall_time, start_step,
+                       samples)
 
 
 def ensure_trained(config: Config, data: PreparedData | None = None, progress: bool = True,
-                   train_missing: bool = True, device: str | torch.device | None = None) -> TrainResult:
+                   train_missing: bool = True, device: str | torch.device | None = None, shipped: bool = True
+                   ) -> TrainResult:
     """The finished run of ``config`` in its folder (:func:`hybridlib.paths.run_dir_for`), read once.
 
-    Missing or unfinished (a notebook opened on its own, on Colab say): trained here, resuming what is
-    there, after one line saying roughly how long that takes; with ``train_missing=False``, one clear
-    error saying what to run instead.
+    Missing: the repository's shipped weights of exactly this configuration where there are some and
+    ``shipped`` (hybridlib/shipped.py), after one line saying so. Otherwise, or unfinished (a notebook opened on
+    its own, on Colab say): trained here, resuming what is there, after one line saying roughly how long that
+    takes; with ``train_missing=False``, one clear error saying what to run instead.
     """
     out_dir = run_dir_for(config)
     state = load_checkpoint(out_dir) if (out_dir / CHECKPOINT_NAME).exists() else None
@@ -264,7 +296,16 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
         model = HybridTransformer(config.model)
         model.load_state_dict(state["model"])  # checked by load_checkpoint
         return TrainResult(out_dir, config, model.to(resolve_device(device)).eval(), read_history(out_dir), done,
-                           float(state["wall_time_s"]), done)
+                           float(state["wall_time_s"]), done, dict(state.get("samples", {})))
+    found = find_shipped(config) if shipped and not (same and done) else None  # one's own run first
+    if found is not None:
+        path = shipped_path(config.profile, config.train.objective)
+        print(f"no run of your own in {out_dir}: using the weights shipped with the repository, {path} (trained by "
+              "`make reproduce`); the notebook trains its own when you change a setting", flush=True)
+        model = HybridTransformer(config.model)
+        model.load_state_dict(found["model"])  # half precision, cast to the model's by copy_
+        return TrainResult(out_dir, config, model.to(resolve_device(device)).eval(), list(found["history"]),
+                           found["step"], float(found["wall_time_s"]), found["step"], dict(found["samples"]), path)
     objective, profile, seed = config.train.objective, config.profile, config.train.seed
     if not train_missing:
         raise CheckpointError(

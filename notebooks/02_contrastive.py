@@ -26,12 +26,14 @@
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
-# profile's budget; fewer give a quick live run, kept apart from the full run. `OVERRIDES` takes any other setting of
-# `hybridlib.get_config`, e.g. `{"lam": 0.3, "temperature": 0.5}`. The setup cell after it installs the library on
+# profile's budget; fewer give a quick live run, kept apart from the full run. `TEMPERATURE` is NT-Xent's τ (None:
+# the profile's). `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g. `{"batch_size": 64}`. The setup cell after it installs the library on
 # Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE, SEED, STEPS, OVERRIDES = None, 0, None, {}
+PROFILE, SEED, STEPS = None, 0, None
+TEMPERATURE = None  # NT-Xent's τ; None: the profile's
+OVERRIDES = {}
 
 # %% [markdown]
 # **Setup**: the configuration, resolved once, and the data.
@@ -45,7 +47,7 @@ import hybridlib as hl
 import torch
 from hybridlib import plots
 
-config, data = hl.setup("contrastive", PROFILE, SEED, steps=STEPS, **OVERRIDES)
+config, data = hl.setup("contrastive", PROFILE, SEED, steps=STEPS, temperature=TEMPERATURE, **OVERRIDES)
 
 # %% [markdown]
 # ## The loss
@@ -220,7 +222,7 @@ print(f"the run covered {(loss0 - final) / (loss0 - floor):.0%} of the way from 
 # different, and with a projection dimension below N − 1 the floor cannot be reached at all. What the features are
 # worth is measured on other tasks (the retrievals above, the probes of notebook 5).
 #
-# **What to try next.** Change the temperature through `OVERRIDES` (`{"temperature": 0.5}`) and compare
+# **What to try next.** Change the temperature (`TEMPERATURE = 0.5` in the parameters cell) and compare
 # `nt_xent_floor(n, 0.5)` with this run's; a larger batch raises ln(2N − 1) and gives more negatives. Notebook 3
 # trains the same network with the generative loss alone, notebook 4 with both.
 

@@ -29,11 +29,12 @@
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
 # profile's budget; fewer give a quick live run, kept apart from the full run. `OVERRIDES` takes any other setting of
-# `hybridlib.get_config`, e.g. `{"lam": 0.3, "temperature": 0.5}`. The setup cell after it installs the library on
+# `hybridlib.get_config`, e.g. `{"head": "pixels"}`. The setup cell after it installs the library on
 # Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE, SEED, STEPS, OVERRIDES = None, 0, None, {}
+PROFILE, SEED, STEPS = None, 0, None
+OVERRIDES = {}
 
 # %% [markdown]
 # **Setup**: the configuration, resolved once, and the data.
@@ -208,14 +209,28 @@ samples = run.model.generate(16, temperature=1.0, generator=torch.Generator().ma
 plots.show_images(data.tokenizer.decode(samples.cpu()), nrow=8);
 
 # %% [markdown]
-# ## Completions
-# The top half of each test image is given; the model samples the bottom half.
+# ## Samples during training
+# At every checkpoint the training loop drew 8 samples from the model as it was then, each time from the same random
+# numbers (`sample_snapshot` in [hybridlib/train.py](../hybridlib/train.py)): a column is one draw of the dice,
+# decoded by the model at successive stages of training.
 
 # %%
-half = config.data.seq_len // 2 - (config.data.seq_len // 2) % (config.data.image_size // config.data.patch_size)
+if run.samples:
+    plots.show_rows({f"step {s}": data.tokenizer.decode(t) for s, t in sorted(run.samples.items())});
+else:
+    print("this run was trained before the training loop kept samples: train one (another STEPS) to see them")
+
+# %% [markdown]
+# ## Completions
+# The top rows of each test image are given (above the red line); the model samples the rest, token by token.
+
+# %%
+tokens_per_row = config.data.image_size // config.data.patch_size
+half = config.data.seq_len // 2 - (config.data.seq_len // 2) % tokens_per_row  # whole rows of tokens
 given = data.test_tokens[:8]
 completed = run.model.complete(given, n_given=half, generator=torch.Generator().manual_seed(SEED))
-plots.show_rows({"original": data.tokenizer.decode(given), "completed": data.tokenizer.decode(completed.cpu())});
+plots.completions(data.tokenizer.decode(given), data.tokenizer.decode(completed.cpu()),
+                  prompt_rows=half // tokens_per_row * config.data.patch_size);
 
 # %% [markdown]
 # ## Exercises

@@ -28,12 +28,16 @@
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
-# profile's budget; fewer give a quick live run, kept apart from the full run. `OVERRIDES` takes any other setting of
-# `hybridlib.get_config`, e.g. `{"lam": 0.3, "temperature": 0.5}`. The setup cell after it installs the library on
+# profile's budget; fewer give a quick live run, kept apart from the full run. `LAM` is λ, `TEMPERATURE` NT-Xent's τ,
+# `GENERATIVE_INPUT` what the generative loss scores (`"views"`: the two augmented views; `"clean"`: the clean
+# image); None keeps the profile's. `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g.
+# `{"lam_warmup_steps": 100}`. The setup cell after it installs the library on
 # Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE, SEED, STEPS, OVERRIDES = None, 0, None, {}
+PROFILE, SEED, STEPS = None, 0, None
+LAM, TEMPERATURE, GENERATIVE_INPUT = None, None, None  # None: the profile's
+OVERRIDES = {}
 
 # %% [markdown]
 # **Setup**: the configuration, resolved once, and the data.
@@ -47,7 +51,8 @@ import hybridlib as hl
 import torch
 from hybridlib import plots
 
-config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, **OVERRIDES)
+config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, lam=LAM, temperature=TEMPERATURE,
+                        generative_input=GENERATIVE_INPUT, **OVERRIDES)
 
 # %% [markdown]
 # ## The loss
@@ -116,7 +121,7 @@ fig.axes[0].set_title("contrastive loss")
 fig.axes[1].set_title(f"bits/dim on {on}");
 
 # %% [markdown]
-# Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its contrastive loss against the contrastive model's (each figure appears when notebooks 2 and 3 ran with the same `STEPS` and `OVERRIDES`). The legend says which images each bits/dim curve was measured on.
+# Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its contrastive loss against the contrastive model's (each figure appears when notebooks 2 and 3 ran with the same settings). The legend says which images each bits/dim curve was measured on.
 
 # %%
 from hybridlib.paths import run_dir_for
@@ -210,9 +215,9 @@ print("bits/dim on clean test images: " + ", ".join(f"{k} {v:.3f}" for k, v in t
 # and out-of-distribution detection (Nalisnick et al., 2019), calibration (Guo et al., 2017) and corruptions
 # (Hendrycks & Dietterich, 2019).
 #
-# **What to try next.** Change λ through `OVERRIDES` (`{"lam": 0.3}`; notebook 6 sweeps it), score the
-# generative term on the clean images instead of the views (`{"generative_input": "clean"}`), ramp λ up
-# (`{"lam_warmup_steps": 100}`), or pool the last position (exercise 2).
+# **What to try next.** Change λ (`LAM = 0.3`; notebook 6 sweeps it), score the generative term on the
+# clean images instead of the views (`GENERATIVE_INPUT = "clean"`), ramp λ up (`OVERRIDES = {"lam_warmup_steps":
+# 100}`), or pool the last position (exercise 2).
 
 # %% [markdown]
 # ## References

@@ -19,17 +19,22 @@
 #
 # **Learning goals**
 #
-# - see how discrimination, OOD detection and bits/dim move as the contrastive weight λ grows;
-# - find out whether some λ gets the best of both at this scale (the paper's picture, argued in words).
+# - see how discrimination, OOD detection, robustness and bits/dim move as the contrastive weight λ grows from 0
+#   (generative only) towards ∞ (contrastive only);
+# - read a trade-off as a Pareto front: which runs are beaten on every axis by another, and which are not;
+# - decide whether, at this scale, some λ gets the best of both, as the paper argues.
 #
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
-# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. The setup cell after
-# it installs the library on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the
-# kind elsewhere (`make lab`).
+# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `LAMS` are the
+# hybrid's weights to train (each a full training run: about 8 minutes each on the cpu profile of a 2-core laptop;
+# runs already trained, by notebook 4 or `make ablations`, are reused). The setup cell after it installs the library
+# on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere
+# (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED = None, 0
+LAMS = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 # %% [markdown]
 # **Setup**: the configuration, resolved once, and the data.
@@ -44,15 +49,20 @@ import hybridlib as hl
 config, data = hl.setup("hybrid", PROFILE, SEED)
 
 # %% [markdown]
-# ## Sweep
-# Each run has the same architecture, data and number of steps; only λ differs.
+# ## The sweep
+# L = L_gen + λ·L_con (notebook 4). Each run has the same architecture, data, steps and seed; only λ differs. The two
+# ends are the single objectives: λ = 0 is generative-only (notebook 3), and contrastive-only (notebook 2) is the
+# limit λ → ∞ (dividing the loss by λ leaves L_con + L_gen/λ). A run is trained where it is missing and evaluated on
+# every axis (`lambda_sweep` in [hybridlib/experiments.py](../hybridlib/experiments.py)); the rows are also written
+# to `results/<profile>/tradeoff.json`.
 
 # %%
 import math
 
 from hybridlib.experiments import lambda_sweep
-rows = lambda_sweep(config, lams=(0.1, 0.3, 1.0, 3.0))
+rows = lambda_sweep(config, lams=LAMS)
 generative_bits = rows[0]["test_bits_per_dim"]
+print(f"seed {SEED}, {config.train.steps} steps each")
 for r in rows:
     bits = "–" if math.isinf(r["lam"]) else \
         f"{r['test_bits_per_dim']:.3f} ({100 * (r['test_bits_per_dim'] / generative_bits - 1):+.1f} % vs generative-only)"
@@ -61,16 +71,84 @@ for r in rows:
 
 # %% [markdown]
 # ## The picture
-# Left of the axis is generative-only (λ = 0, drawn at a quarter of the smallest λ), right is contrastive-only (λ = ∞, drawn at four times the largest). The contrastive-only bits/dim is left out: its decoder is never trained.
+# The hybrids are the green line against λ (log axis); the single objectives are horizontal lines, since λ = 0 and
+# λ = ∞ have no place on a log axis. The contrastive model has no bits/dim: its decoder is never trained. One seed:
+# differences below the run-to-run spread (`results/<profile>/run_to_run.json`, about 0.025 for near-OOD AUROC and
+# 0.007 for the probe on the cpu profile) are not evidence.
 
 # %%
 from hybridlib.report import tradeoff_figure
 tradeoff_figure(rows, config.profile);  # also saved as results/<profile>/figures/tradeoff.png
 
 # %% [markdown]
-# **Exercise.** At which λ is the linear probe best in this sweep? (Write `math.inf` for contrastive-only.) Then ask yourself: is there a λ that beats both endpoints on both the probe and OOD detection?
+# ## Exercises
+# Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
+# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+#
+# **Exercise 1.** At which λ is the linear probe best in this sweep? (Write `0` for generative-only and `math.inf`
+# for contrastive-only.)
 
 # %%
-answer = None  # a number from the sweep
-best_lam = max(rows, key=lambda r: r["linear_probe_acc"])["lam"]
-hl.exercises.check_choice(answer, best_lam, "the linear_probe_acc column of the printed table")
+answer = None  # replace with a λ from the table
+hl.exercises.check("best-lambda-probe", answer, rows)
+
+# %% [markdown]
+# **Exercise 2 (write the code): the Pareto front.** "The best of both" needs a way to compare runs on two axes at
+# once. Run a *dominates* run b when a is at least as good as b on every axis and better on at least one; the
+# *Pareto front* is the set of runs that no other run dominates. Write `pareto_front(rows, keys)`: the sorted λ of
+# the undominated rows, higher being better for every key. Then look at the front of this sweep on the linear probe
+# and near-OOD AUROC: is a hybrid on it? Is being on the front the same as beating both single objectives?
+
+# %%
+pareto_front = None  # replace with your function (rows, keys) -> sorted list of λ
+hl.exercises.check("pareto-front", pareto_front)
+if pareto_front is not None:
+    print("front on probe and near-OOD AUROC:", pareto_front(rows, ("linear_probe_acc", "ood_auroc_near")))
+
+# %% [markdown]
+# **Exercise 3 (change the code, and wait).** Add λ = 10 to `LAMS` in the parameters cell and rerun the notebook (one
+# more training run). Before it finishes, predict: does its probe accuracy land nearer the contrastive-only line or
+# the λ = 3 point, and is its bits/dim worse than λ = 3's? The loss explains why: at large λ the gradient of L_gen is
+# a small share of the total.
+
+# %% [markdown]
+# ## Conclusion
+# **What we saw.** This run's numbers, from the table above:
+
+# %%
+hybrid_rows = [r for r in rows if 0 < r["lam"] < math.inf]
+ends = {"generative-only": rows[0], "contrastive-only": rows[-1]}
+for key in ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean"):
+    best = max(hybrid_rows, key=lambda r: r[key])
+    both = all(best[key] >= e[key] for e in ends.values())
+    print(f"{key.replace('_', ' ')}: best hybrid λ = {best['lam']:g} at {best[key]:.3f}; "
+          + ", ".join(f"{n} {e[key]:.3f}" for n, e in ends.items())
+          + f" -> {'at least as good as both ends' if both else 'below one of the ends'}")
+closest = min(hybrid_rows, key=lambda r: r["test_bits_per_dim"])
+print(f"bits/dim: generative-only {generative_bits:.3f}; the best hybrid (λ = {closest['lam']:g}) "
+      f"{closest['test_bits_per_dim']:.3f} ({100 * (closest['test_bits_per_dim'] / generative_bits - 1):+.1f} %)")
+
+# %% [markdown]
+# **What it means.** Read the lines above against the run-to-run spread: a difference of 0.01 on one seed is not
+# a finding. The paper's claim has two parts, better representations than either objective alone and generative
+# performance kept; the sweep shows how much of each λ buys here, at the cpu profile's budget. How the verdicts move
+# with a longer budget is the scaling study's question (`make scaling`, `results/cpu/scaling.md`), and which hybrid
+# design is best at this budget the ablations' (`make ablations`, `results/cpu/ablations.md`).
+#
+# **What to try next.** Exercise 3; a second seed (`SEED = 1`) to see how much of the curve's shape is noise; a
+# sweep at another temperature (`OVERRIDES` in notebook 4, then `config.with_train(temperature=...)` here).
+
+# %% [markdown]
+# ## References
+# - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
+#   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
+# - M. Chen, A. Radford, R. Child, J. Wu, H. Jun, D. Luan, I. Sutskever (2020). Generative Pretraining from Pixels
+#   (iGPT). ICML. [PMLR 119](https://proceedings.mlr.press/v119/chen20s.html)
+# - S. Kim, S. Kim, J. Lee (2021). Hybrid Generative-Contrastive Representation Learning.
+#   [arXiv:2106.06162](https://arxiv.org/abs/2106.06162)
+# - E. Nalisnick, A. Matsukawa, Y. W. Teh, D. Gorur, B. Lakshminarayanan (2019). Do Deep Generative Models Know
+#   What They Don't Know? ICLR. [arXiv:1810.09136](https://arxiv.org/abs/1810.09136)
+# - C. Guo, G. Pleiss, Y. Sun, K. Q. Weinberger (2017). On Calibration of Modern Neural Networks. ICML.
+#   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
+# - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
+#   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)

@@ -28,10 +28,16 @@ from hybridlib.probes import knn_distance
 from hybridlib.tokenizer import GrayTokenizer
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("0[1-5]_*.py"))
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("0[1-6]_*.py"))
 ALL = {**EXERCISES, **CODE_EXERCISES}
 # what each exercise's solution is computed from: the notebook's configuration, for answers that depend on it
 NEEDS_CONFIG = {"one-by-one-patches", "mask-off-by-one"}
+# and, for questions read off a run's results, made-up results (what the notebooks pass is the run's own)
+SWEEP = [{"lam": lam, "linear_probe_acc": acc} for lam, acc in
+         ((0.0, 0.70), (0.1, 0.74), (1.0, 0.78), (3.0, 0.76), (math.inf, 0.77))]
+MODELS = {"contrastive": {"corruption_acc_mean": 0.61}, "generative": {"corruption_acc_mean": 0.56},
+          "hybrid": {"corruption_acc_mean": 0.60}, "raw_pixels": {"corruption_acc_mean": 0.60}}
+GIVEN = {"best-lambda-probe": (SWEEP,), "most-robust": (MODELS,)}
 
 
 def configs():
@@ -39,7 +45,7 @@ def configs():
 
 
 def givens(name: str) -> list[tuple]:
-    return [(c,) for c in configs()] if name in NEEDS_CONFIG else [()]
+    return [(c,) for c in configs()] if name in NEEDS_CONFIG else [GIVEN.get(name, ())]
 
 
 def right_answer(name: str, *given):
@@ -52,6 +58,8 @@ def right_answer(name: str, *given):
         return solutions.class_mean_distance
     if name == "ece-equal-mass":
         return solutions.ece_equal_mass
+    if name == "pareto-front":
+        return solutions.pareto_front
     return ALL[name].solution(*given)
 
 
@@ -87,6 +95,18 @@ def wrong_answers(name: str, *given) -> list:
                 raises, 0.05]
     if name == "pool-last":
         return ["gen_nll", "generative", "both", 0]
+    if name == "most-robust":
+        return ["hybrid", "raw pixels", 0.61, ["contrastive"]]
+    if name == "best-lambda-probe":
+        return [math.inf, 3.0, "three", 0.78]
+    if name == "pareto-front":
+        def strict(rows, keys):  # better on every key, not "at least as good on all, better on one": ties slip in
+            return sorted(r["lam"] for r in rows if not any(all(o[k] > r[k] for k in keys) for o in rows))
+
+        def unsorted(rows, keys):
+            return solutions.pareto_front(rows, keys)[::-1]
+
+        return [strict, unsorted, lambda rows, keys: [r["lam"] for r in rows], [0.1, 1.0]]
     if name == "mask-off-by-one":
         return [1, right + 1, "two"]
     return [right * 1.5 + 1, right / 2, "a lot"]
@@ -121,8 +141,17 @@ def test_a_wrong_part_is_named():
     assert verdict("one-by-one-patches", (seq_len, vocab + 1, ratio), config) == ("wrong", "the vocabulary is off")
 
 
+def test_the_pareto_front_of_a_small_sweep_by_hand():
+    rows = [{"lam": 0.0, "a": 0.5, "b": 0.9}, {"lam": 0.3, "a": 0.7, "b": 0.7}, {"lam": 1.0, "a": 0.6, "b": 0.6},
+            {"lam": 3.0, "a": 0.7, "b": 0.6}, {"lam": math.inf, "a": 0.8, "b": 0.5}]
+    # λ = 1 is beaten by λ = 0.3 on both; λ = 3 ties λ = 0.3 on a and loses on b
+    assert solutions.pareto_front(rows, ("a", "b")) == [0.0, 0.3, math.inf]
+    assert solutions.pareto_front(rows, ("a",)) == [math.inf]
+    assert solutions.best_lambda_probe([{**r, "linear_probe_acc": r["a"]} for r in rows]) == math.inf
+
+
 def test_the_original_exercise_names_and_answers_still_work():
-    assert set(EXERCISES) == {"tokens-vocab", "nt-xent-orthogonal", "bits-per-dim", "hybrid-lambda"}
+    assert {"tokens-vocab", "nt-xent-orthogonal", "bits-per-dim", "hybrid-lambda"} <= set(EXERCISES)
     assert is_correct("tokens-vocab", 262144) and is_correct("bits-per-dim", 1.0)
     assert is_correct("nt-xent-orthogonal", math.log(1 + 2 * math.exp(-2)))
     with pytest.raises(KeyError, match="no exercise"):

@@ -8,9 +8,11 @@ import torch
 
 from hybridlib import studies
 from hybridlib.config import EvalConfig, get_config
+from hybridlib.experiments import evaluate_run
 from hybridlib.losses import Objective, lam_at
 from hybridlib.model import HybridTransformer
 from hybridlib.paths import results_dir
+from hybridlib.train import ensure_trained, train
 
 TINY = EvalConfig(n_probe_train=300, n_test=200, n_ood=100, n_corrupt=20)
 
@@ -84,7 +86,7 @@ def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypa
     def no_more_work(*args, **kwargs):
         raise AssertionError("a finished run was trained or evaluated again")
 
-    monkeypatch.setattr(studies, "evaluate_model", no_more_work)
+    monkeypatch.setattr("hybridlib.experiments.evaluate_model", no_more_work)
     monkeypatch.setattr("hybridlib.train.train", no_more_work)
     again = studies.run_scaling(tiny(), steps=(5, 10), seeds={5: (0,), 10: (0, 1)}, progress=False, finished_only=True)
     assert again["rows"] == out["rows"] and again["pending"] == []
@@ -107,3 +109,20 @@ def test_ablations_follow_the_declared_rule(smoke_data, monkeypatch):
     assert out["stages"]["3"]["winner"]["name"] == winner["variant"]
     text = (results_dir() / "smoke" / "ablations.md").read_text()
     assert "Fixed before any ablation ran" in text and f"Winner: {winner['variant']}" in text
+
+
+@pytest.mark.slow
+def test_an_evaluation_is_reused_only_for_the_same_weights(smoke_data, monkeypatch):
+    config = tiny()
+    run = ensure_trained(config, smoke_data, progress=False)
+    first = evaluate_run(run, smoke_data, config.eval, progress=False)
+    calls = []
+    monkeypatch.setattr("hybridlib.experiments.evaluate_model", lambda *a, **k: calls.append(1) or {"again": True})
+    again = evaluate_run(ensure_trained(config, smoke_data, progress=False), smoke_data, config.eval, progress=False)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True) and calls == []  # NaN != NaN
+    # the same folder trained again (same steps, another training): evaluated again
+    retrained = train(config, run.out_dir, overwrite=True, progress=False, data=smoke_data)
+    assert evaluate_run(retrained, smoke_data, config.eval, progress=False) == {"again": True} and calls == [1]
+    # other evaluation settings: evaluated again
+    evaluate_run(retrained, smoke_data, dataclasses.replace(config.eval, knn_k=3), progress=False)
+    assert calls == [1, 1]

@@ -96,3 +96,32 @@ def test_hidden_states_are_the_outputs_of_every_block():
     # per-feature scale and shift of ln_rep, which a probe's standardisation removes
     pooled = F.layer_norm(states[CFG.n_encoder_layers - 1], (32,)).mean(1)
     torch.testing.assert_close(pooled * model.ln_rep.weight + model.ln_rep.bias, model.represent(tokens))
+
+
+def test_tradeoff_plot_draws_the_single_objectives_as_lines_not_at_invented_lambdas():
+    rows = [{"lam": 0.0, "probe": 0.70, "bits": 0.9}, {"lam": 0.1, "probe": 0.74, "bits": 0.95},
+            {"lam": 1.0, "probe": 0.78, "bits": 1.05}, {"lam": float("inf"), "probe": 0.77, "bits": None}]
+    fig = plots.tradeoff_plot(rows, ("probe", "bits"))
+    probe, bits = fig.axes
+    hybrid = probe.lines[0]
+    assert list(hybrid.get_xdata()) == [0.1, 1.0] and list(hybrid.get_ydata()) == [0.74, 0.78]
+    # the ends are horizontal lines at their values, spanning the axis
+    assert [tuple(line.get_ydata()) for line in probe.lines[1:]] == [(0.70, 0.70), (0.77, 0.77)]
+    assert [tuple(line.get_xdata()) for line in probe.lines[1:]] == [(0, 1), (0, 1)]
+    assert len(bits.lines) == 2  # the contrastive model has no bits/dim: no line for it
+    assert probe.get_xscale() == "log" and min(_font_sizes(fig)) >= 10
+
+
+def test_completions_mark_where_the_prompt_ends():
+    given, completed = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8)
+    fig = plots.completions(given, completed, prompt_rows=4)
+    marked = [ax for ax in fig.axes if ax.lines]
+    assert len(fig.axes) == 6 and marked == fig.axes[3:]
+    assert all(tuple(ax.lines[0].get_ydata()) == (3.5, 3.5) for ax in marked)
+
+
+def test_compare_bars_says_when_an_axis_does_not_start_at_zero():
+    models = {"a": {"acc": 0.80}, "b": {"acc": 0.82}}
+    notes = [t.get_text() for t in plots.compare_bars(models, ["acc"]).texts]
+    assert notes == ["the y axes do not start at 0"]
+    assert plots.compare_bars({"a": {"x": 0.01}, "b": {"x": 0.5}}, ["x"]).texts == []

@@ -8,16 +8,20 @@ from hybridlib.checkpoint import load_checkpoint, load_model
 from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, RunDirectoryError
 from hybridlib.step import BatchSampler, lr_factor
-from hybridlib.train import read_history, train
+from hybridlib import progress
+from hybridlib.train import SNAPSHOT_SAMPLES, read_history, sample_snapshot, train
 
 from conftest import state_dicts_equal
 
 
 @pytest.mark.parametrize("objective", ["contrastive", "generative", "hybrid"])
 @pytest.mark.slow
-def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, objective):
+def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, objective, monkeypatch):
     config = get_config("smoke", objective, steps=60, checkpoint_every=30, log_every=10)
+    monkeypatch.setenv(progress.ENV, str(tmp_path / "progress.log"))
     result = train(config, tmp_path / "run", progress=False, data=smoke_data)
+    announced = (tmp_path / "progress.log").read_text().splitlines()
+    assert len(announced) == 6 and announced[-1].startswith(f"{objective} [smoke] step 60/60: loss ")
     history = read_history(tmp_path / "run")
     assert [row["step"] for row in history] == [10, 20, 30, 40, 50, 60]
     assert history[-1]["loss"] < history[0]["loss"]  # it learns
@@ -27,9 +31,17 @@ def test_smoke_training_learns_checkpoints_and_logs(tmp_path, smoke_data, object
     else:
         assert math.isnan(history[-1]["bits_per_dim"])
     state = load_checkpoint(tmp_path / "run")
+    assert result.wall_time_s == state["wall_time_s"]  # what a later read of the finished run reports
     assert state["step"] == 60 and json.loads((tmp_path / "run" / "config.json").read_text())["train"]["objective"] == objective
     model, loaded_config, _ = load_model(tmp_path / "run" / "checkpoint.pt")
     assert loaded_config == config and state_dicts_equal(model.state_dict(), result.model.state_dict())
+    if objective == "contrastive":  # an untrained decoder's samples would teach nothing
+        assert result.samples == {}
+    else:  # a snapshot at each checkpoint, kept in it, each from the same random numbers
+        assert sorted(result.samples) == [30, 60] and sorted(state["samples"]) == [30, 60]
+        assert result.samples[60].shape == (SNAPSHOT_SAMPLES, config.model.seq_len)
+        assert torch.equal(result.samples[60], sample_snapshot(result.model, config.train.seed))
+        assert not torch.equal(result.samples[30], result.samples[60])
 
 
 @pytest.mark.slow
@@ -55,6 +67,8 @@ def test_resume_after_a_crash_equals_uninterrupted(tmp_path, smoke_data, monkeyp
     resumed = train(config, tmp_path / "crashed", resume=True, progress=False, data=smoke_data)
     assert state_dicts_equal(full.model.state_dict(), resumed.model.state_dict())
     assert [r["step"] for r in read_history(tmp_path / "crashed")] == [r["step"] for r in full.history]
+    assert sorted(resumed.samples) == [10, 20, 30]  # the snapshots before the crash are kept
+    assert all(torch.equal(full.samples[s], resumed.samples[s]) for s in full.samples)
 
 
 @pytest.mark.slow
