@@ -29,7 +29,7 @@ def pytest_configure(config) -> None:
     _base.append(base)
     _set("HYBRIDLIB_RUNS", str(base / "runs"))
     _set("HYBRIDLIB_RESULTS", str(base / "results"))
-    _set("HYBRIDLIB_CHECKPOINTS", str(base / "checkpoints"))  # the shipped weights: tests/test_shipped.py reads them
+    _set("HYBRIDLIB_CHECKPOINTS", str(base / "checkpoints"))  # no test or notebook loads the checkout's shipped weights
     _set("HYBRIDLIB_PROFILE", os.environ.get("HYBRIDLIB_PROFILE") or "smoke")
     # kernels and subprocesses import this checkout's hybridlib, as the tests in this process do, even where
     # the environment's editable install points to another checkout

@@ -13,6 +13,7 @@ where the answer depends on the profile, from the configuration the notebook pas
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -63,11 +64,11 @@ def _same_outputs(answer: Any, expected: Callable[..., Any], cases: list[tuple],
     if not callable(answer):
         return f"expected a function {what}, got {answer!r}"
     for args in cases:
-        try:
-            mine = np.asarray(answer(*(a.copy() if isinstance(a, np.ndarray) else a for a in args)), dtype=float)
+        right = np.asarray(expected(*copy.deepcopy(args)), dtype=float)
+        try:  # on its own copy: a function that changes its inputs cannot change the case
+            mine = np.asarray(answer(*copy.deepcopy(args)), dtype=float)
         except Exception as e:  # a student's function may fail in any way: say how, do not raise
             return f"your function raised {type(e).__name__}: {e}"
-        right = np.asarray(expected(*args), dtype=float)
         if mine.shape != right.shape:
             return f"expected {'one number' if right.ndim == 0 else f'an array of shape {right.shape}'}, " \
                    f"got shape {mine.shape}"
@@ -123,11 +124,17 @@ def _term(answer: Any, expected: str, rel: float) -> str | None:
     return None if word in _TERM_NAMES[expected] else ""
 
 
-def _name(answer: Any, expected: str, rel: float) -> str | None:
-    """A name read off a table (a model), case and surrounding spaces aside."""
+def _one_of_names(answer: Any, expected: list[str], rel: float) -> str | None:
+    """A name read off a table (a model), case and surrounding spaces aside; any of several where they tie."""
     if not isinstance(answer, str):
         return f"expected a model's name in quotes, e.g. \"hybrid\", got {answer!r}"
-    return None if answer.strip().lower() == expected.lower() else ""
+    return None if answer.strip().lower() in [e.lower() for e in expected] else ""
+
+
+def _one_of_numbers(answer: Any, expected: list[float], rel: float) -> str | None:
+    """A number read off a table; any of several where they tie."""
+    notes = [_number(answer, e, rel) for e in expected]
+    return None if None in notes else notes[0]
 
 
 class Exercise(NamedTuple):
@@ -145,9 +152,11 @@ EXERCISES: dict[str, Exercise] = {
     "bits-per-dim": Exercise(solutions.bits_per_dim_one_sixteenth,
                              "bits per token = -log2 p; divide by the pixels per token"),
     "hybrid-lambda": Exercise(solutions.hybrid_lambda, "compare ln(vocabulary) with ln(2N - 1)"),
-    "most-robust": Exercise(solutions.most_robust, "the corruption acc mean column, baselines included", _name),
+    "most-robust": Exercise(solutions.most_robust, "the corruption acc mean column, baselines included",
+                            _one_of_names),
     "best-lambda-probe": Exercise(solutions.best_lambda_probe,
-                                  "the linear_probe_acc column of the printed table (contrastive-only: math.inf)"),
+                                  "the linear_probe_acc column of the printed table (contrastive-only: math.inf)",
+                                  _one_of_numbers),
 }
 
 CODE_EXERCISES: dict[str, Exercise] = {

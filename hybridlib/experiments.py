@@ -18,43 +18,48 @@ from .claims import judge_all
 from .config import OBJECTIVES, Config, EvalConfig, trains_decoder
 from .data import PreparedData, prepare_data
 from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_baselines, evaluate_model
-from .files import write_json, write_text
+from .files import json_text, write_json, write_text
 from .paths import results_dir
 from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
 from .train import TrainResult, ensure_trained
 
 
 def evaluate_run(run: TrainResult, data: PreparedData, cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
-    """``run``'s model evaluated on every axis (:func:`hybridlib.evaluate.evaluate_model`). A run of one's own keeps
-    its evaluation beside its checkpoint (``evaluation.json``) and later calls read it back, as long as the
-    protocol, the evaluation settings and the trained weights (their step and training time) are the same."""
+    """``run``'s model evaluated on every axis (:func:`hybridlib.evaluate.evaluate_model`), as JSON gives it back
+    (NaN as None) whether computed now or read back. A run of one's own keeps its evaluation beside its checkpoint
+    (``evaluation.json``, one per run: the last settings evaluated) and later calls read it back, as long as the
+    protocol, the evaluation settings and the trained weights (their step and training time) are the same.
+    Shipped weights are evaluated every time (the repository's folder is not written to)."""
     objective = run.config.train.objective
     if run.shipped is not None:
-        return evaluate_model(run.model, data, objective, cfg, trains_decoder(objective), progress)
+        return json.loads(json_text(evaluate_model(run.model, data, objective, cfg, trains_decoder(objective),
+                                                   progress)))
     cache = run.out_dir / "evaluation.json"
-    key = {"protocol": EVAL_PROTOCOL, "eval": asdict(cfg), "step": run.step, "wall_time_s": run.wall_time_s}
+    key = json.loads(json_text({"protocol": EVAL_PROTOCOL, "eval": asdict(cfg), "step": run.step,
+                                "wall_time_s": run.wall_time_s}))  # compared with a key read back from JSON
     if cache.exists():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["result"]
     result = evaluate_model(run.model, data, objective, cfg, trains_decoder(objective), progress)
     write_json(cache, {"key": key, "result": result})
-    return result
+    return json.loads(cache.read_text())["result"]
 
 
 def evaluate_all(config: Config, data: PreparedData | None = None, train_missing: bool = True,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, shipped: bool = True) -> dict[str, Any]:
     """Every model (the three objectives with ``config``'s other settings) and baseline on every axis,
-    and the claims judged on them: the summary dict that summary.json holds."""
+    and the claims judged on them: the summary dict that summary.json holds. ``shipped``: the repository's
+    weights may stand in for a missing run (notebook 5 in a class); the studies pass False."""
     data = data if data is not None else prepare_data(config.data)
     models: dict[str, dict[str, Any]] = {}
     training: dict[str, dict[str, Any]] = {}
     for objective in OBJECTIVES:
-        run = ensure_trained(config.with_train(objective=objective), data, progress, train_missing)
+        run = ensure_trained(config.with_train(objective=objective), data, progress, train_missing, shipped=shipped)
         models[objective] = evaluate_run(run, data, config.eval, progress)
         training[objective] = {"steps": run.step, "wall_time_s": run.wall_time_s,
                                "final_train_loss": run.history[-1]["loss"] if run.history else None,
-                               "weights": str(run.shipped) if run.shipped else "trained here"}
+                               "weights": "shipped" if run.shipped else "own run"}
     models.update(evaluate_baselines(config, data, progress=progress))
     return {
         "profile": config.profile, "seed": config.train.seed, "dataset": config.data.dataset,
@@ -109,7 +114,7 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
         seeded = config.with_train(seed=seed)
         per_seed[seed] = saved_summary(seeded)  # e.g. seed 0 from `make reproduce`
         if per_seed[seed] is None:
-            per_seed[seed] = evaluate_all(seeded, progress=progress)
+            per_seed[seed] = evaluate_all(seeded, progress=progress, shipped=False)
             write_summary(per_seed[seed], results_dir() / config.profile / f"seed{seed}", figures=False)
     models_per_seed = align_ood([per_seed[s]["models"] for s in seeds])
     names = list(models_per_seed[0])
@@ -145,7 +150,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
             r = summary["models"][objective]
         else:
             run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
-            r = evaluate_run(ensure_trained(run_config, data, progress), data, config.eval, progress)
+            r = evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
         rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}})
     write_json(results_dir() / config.profile / "tradeoff.json",
                {"profile": config.profile, "seed": config.train.seed, "rows": rows})
@@ -161,7 +166,7 @@ def compare_heads(config: Config, progress: bool = True) -> dict[str, Any]:
     rows = []
     for objective in ("generative", "hybrid"):
         base = config.with_train(objective=objective)
-        runs = {"joint": ensure_trained(base.with_model(head="joint"), data, progress)}
+        runs = {"joint": ensure_trained(base.with_model(head="joint"), data, progress, shipped=False)}
         pixels = base.with_model(head="pixels")
         runs["pixels"] = ensure_trained(pixels, data, progress)
         ratio = _img_per_s(runs["pixels"].history) / _img_per_s(runs["joint"].history)

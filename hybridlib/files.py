@@ -62,8 +62,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as JSON text, NaN and infinities as null."""
+    return json.dumps(_json_safe(obj), indent=2)
+
+
 def write_json(path: Path | str, obj: Any) -> None:
-    write_text(path, json.dumps(_json_safe(obj), indent=2))
+    write_text(path, json_text(obj))
 
 
 def remove_stale_temp_files(folder: Path, names: tuple[str, ...]) -> None:

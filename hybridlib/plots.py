@@ -103,7 +103,7 @@ def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str],
     for ax, key in zip(axes[0], keys):
         names = [n for n in models if models[n].get(key) is not None]
         values = [models[n][key] for n in names]
-        yerr = [errors[n][key] for n in names] if errors is not None else None
+        yerr = [errors.get(n, {}).get(key, 0.0) for n in names] if errors is not None else None
         bars = ax.bar(range(len(names)), values, yerr=yerr, capsize=4,
                       color=[MODEL_COLOURS.get(n, "tab:purple") for n in names])
         ax.set_xticks(range(len(names)), names, fontsize=10, rotation=35, ha="right")
@@ -192,8 +192,11 @@ def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure
         ax.set_title(key.replace("_", " "), fontsize=12)
         ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10, bbox_to_anchor=(0.5, -0.02))
+    legend = {}  # every line of every panel once (a panel may lack one: the contrastive model's bits/dim)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=10, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 

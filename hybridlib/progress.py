@@ -21,11 +21,15 @@ ENV = "HYBRIDLIB_PROGRESS"
 
 
 def announce(line: str) -> None:
-    """Append ``line`` to the file ``$HYBRIDLIB_PROGRESS`` names; nothing when it is unset."""
+    """Append ``line`` to the file ``$HYBRIDLIB_PROGRESS`` names; nothing when it is unset or cannot be written
+    (a progress line is never worth stopping a training run for)."""
     path = os.environ.get(ENV)
     if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line.replace("\n", " ") + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line.replace("\n", " ") + "\n")
+        except OSError:
+            pass
 
 
 class Echo:
@@ -36,10 +40,10 @@ class Echo:
     def __init__(self, every_s: float = 30.0, poll_s: float = 1.0, prefix: str = "      ",
                  write: Callable[[str], None] = tqdm.write) -> None:  # above a progress bar, not through it
         self.every_s, self.poll_s, self.prefix, self.write = every_s, poll_s, prefix, write
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> "Echo":
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
         fd, name = tempfile.mkstemp(prefix="hybridlib-progress-", suffix=".log")
         os.close(fd)
         self.path = Path(name)

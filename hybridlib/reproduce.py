@@ -7,11 +7,12 @@ are written to ``checkpoints/`` (hybridlib/shipped.py) for classes that evaluate
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .config import resolve_profile
 from .files import write_json
@@ -38,6 +39,22 @@ def scrub(nb: Any) -> Any:
     return nb
 
 
+@contextlib.contextmanager
+def kernel_environment(profile: str) -> Iterator[None]:
+    """What a notebook's kernel inherits while it runs, restored afterwards: the profile (no parameters are
+    injected), and no shipped weights (a reproduction trains its models)."""
+    saved = {name: os.environ.get(name) for name in ("HYBRIDLIB_PROFILE", USE_ENV)}
+    os.environ.update({"HYBRIDLIB_PROFILE": profile, USE_ENV: "0"})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOTEBOOKS,
                   publish: bool | None = None) -> dict[str, Any]:
     import nbformat  # the notebooks extra: imported here, so that the library works without it
@@ -48,15 +65,13 @@ def run_notebooks(profile: str | None = None, names: Sequence[str] = DEFAULT_NOT
     src = repo_root() / "notebooks"
     out_dir = results_dir() / profile / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["HYBRIDLIB_PROFILE"] = profile  # the kernels inherit it; no parameters are injected
-    os.environ[USE_ENV] = "0"  # a reproduction trains its models instead of loading the shipped weights
     log: dict[str, Any] = {"profile": profile, "notebooks": {}}
     t_all = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} (profile {profile})", flush=True)
         t0 = time.perf_counter()
         out = out_dir / name
-        with Echo():  # the kernel's training and evaluation progress, a line every 30 s
+        with kernel_environment(profile), Echo():  # and the kernel's progress, a line every 30 s
             papermill.execute_notebook(str(src / name), str(out), kernel_name="python3", cwd=str(src),
                                        progress_bar=True, request_save_on_cell_execute=False)
         nb = scrub(nbformat.read(out, as_version=4))

@@ -130,10 +130,11 @@ def class_mean_distance(train_features: np.ndarray, train_labels: np.ndarray, qu
     return (1 - (F.normalize(q, dim=1) @ F.normalize(means, dim=1).T).amax(dim=1)).numpy()
 
 
-def most_robust(models: dict[str, dict]) -> str:
+def most_robust(models: dict[str, dict]) -> list[str]:
     """The model (of all in the summary, baselines included) with the highest mean accuracy over the corruptions:
-    read off the table, or ``max(models, key=...)`` over ``corruption_acc_mean``."""
-    return max(models, key=lambda m: models[m]["corruption_acc_mean"])
+    read off the table, or ``max(models, key=...)`` over ``corruption_acc_mean``. Every model that ties for it."""
+    best = max(m["corruption_acc_mean"] for m in models.values())
+    return [name for name, m in models.items() if m["corruption_acc_mean"] == best]
 
 
 def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
@@ -156,10 +157,11 @@ def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> f
 # --- Notebook 6: the trade-off ---------------------------------------------------------------------------------
 
 
-def best_lambda_probe(rows: list[dict]) -> float:
+def best_lambda_probe(rows: list[dict]) -> list[float]:
     """The λ of the sweep's row with the highest linear-probe accuracy (0: generative-only, math.inf:
-    contrastive-only): read off the printed table, or ``max(rows, key=...)``."""
-    return max(rows, key=lambda r: r["linear_probe_acc"])["lam"]
+    contrastive-only): read off the printed table, or ``max(rows, key=...)``. Every λ that ties for the top."""
+    best = max(r["linear_probe_acc"] for r in rows)
+    return [r["lam"] for r in rows if r["linear_probe_acc"] == best]
 
 
 def pareto_front(rows: list[dict], keys: tuple[str, ...]) -> list[float]:

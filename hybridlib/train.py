@@ -70,7 +70,7 @@ def sample_snapshot(model: HybridTransformer, seed: int) -> torch.Tensor:
     run differ only by what training changed."""
     was_training = model.training
     model.eval()
-    generator = torch.Generator(model.pos_emb.device).manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # a CPU generator: sampling draws on the CPU on any device
     tokens = model.generate(SNAPSHOT_SAMPLES, generator=generator)
     model.train(was_training)
     return tokens.cpu()
@@ -218,11 +218,11 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
 
-    def save(step: int, elapsed: float) -> None:
+    def save(step: int, wall_time: float) -> None:
         if rank == 0:
             save_checkpoint({
                 "config": config.to_dict(), "step": step, "model": model.state_dict(), **train_step.state_dict(),
-                "rng_torch": torch.get_rng_state(), "history": history, "wall_time_s": wall_before + elapsed,
+                "rng_torch": torch.get_rng_state(), "history": history, "wall_time_s": wall_time,
                 "samples": samples,
             }, out_dir / CHECKPOINT_NAME)
             write_history(history, out_dir / HISTORY_NAME)
@@ -253,7 +253,8 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
             means = (sums / (done - last_logged)).tolist()
             row = {"step": done, **{k: v for k, v in zip(LOSS_TERMS, means) if k == "loss" or k in out},
                    "lr": train_step.scheduler.get_last_lr()[0],
-                   "img_per_s": cfg.batch_size * (done - last_logged) / (now - t_log), "elapsed_s": wall_before + now - t0}
+                   "img_per_s": cfg.batch_size * (done - last_logged) / (now - t_log),
+                   "elapsed_s": wall_before + (now - t0)}
             history.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "bits_per_dim", "img_per_s")})
             if rank == 0:
@@ -263,13 +264,12 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
             sums.zero_()
             t_log, last_logged = now, done
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                elapsed = now - t0
                 if rank == 0 and trains_decoder(cfg.objective):
                     spent = time.perf_counter()
                     samples[done] = sample_snapshot(model, cfg.seed)
                     spent = time.perf_counter() - spent
                     t0, t_log = t0 + spent, t_log + spent  # sampling is neither training time nor throughput
-                save(done, elapsed)
+                save(done, row["elapsed_s"])
     bar.close()
     # the training time the last checkpoint holds (a finished run read back later reports the same)
     wall_time = history[-1]["elapsed_s"] if history else wall_before
@@ -300,8 +300,8 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
     found = find_shipped(config) if shipped and not (same and done) else None  # one's own run first
     if found is not None:
         path = shipped_path(config.profile, config.train.objective)
-        print(f"no run of your own in {out_dir}: using the weights shipped with the repository, {path} (trained by "
-              "`make reproduce`); the notebook trains its own when you change a setting", flush=True)
+        print(f"no finished run of these settings in {out_dir}: using the weights shipped with the repository, {path}"
+              " (trained by `make reproduce`); the notebook trains its own when you change a setting", flush=True)
         model = HybridTransformer(config.model)
         model.load_state_dict(found["model"])  # half precision, cast to the model's by copy_
         return TrainResult(out_dir, config, model.to(resolve_device(device)).eval(), list(found["history"]),

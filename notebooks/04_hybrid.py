@@ -121,14 +121,20 @@ fig.axes[0].set_title("contrastive loss")
 fig.axes[1].set_title(f"bits/dim on {on}");
 
 # %% [markdown]
-# Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its contrastive loss against the contrastive model's (each figure appears when notebooks 2 and 3 ran with the same settings). The legend says which images each bits/dim curve was measured on.
+# Side by side with the single objectives: the hybrid's bits/dim against the generative model's, and its
+# contrastive loss against the contrastive model's. Each figure appears when that model, with the same settings,
+# was trained by notebook 2 or 3 (or ships with the repository); nothing is trained here. The legend says which
+# images each bits/dim curve was measured on.
 
 # %%
-from hybridlib.paths import run_dir_for
-from hybridlib.train import read_history
-folders = {name: run_dir_for(config.with_train(objective=name))  # the same settings' runs
-           for name in ("contrastive", "generative")}
-histories = {name: read_history(folder) for name, folder in folders.items() if (folder / "history.csv").exists()}
+from hybridlib.errors import CheckpointError
+others = {}
+for name in ("contrastive", "generative"):
+    try:
+        others[name] = ensure_trained(config.with_train(objective=name), data, train_missing=False)
+    except CheckpointError as e:
+        print(f"no finished {name} run to compare with: {e}")
+histories = {name: other.history for name, other in others.items()}
 histories["hybrid"] = run.history
 if "generative" in histories:
     fig = plots.compare_histories({k: v for k, v in histories.items() if k != "contrastive"}, "bits_per_dim")
@@ -142,7 +148,6 @@ if "contrastive" in histories:
 # on the whole test set.
 
 # %%
-from hybridlib.errors import CheckpointError
 from hybridlib.losses import bits_per_dim
 
 def clean_bits_per_dim(model, tokens):  # mean bits/dim of clean token sequences, in batches
@@ -151,13 +156,7 @@ def clean_bits_per_dim(model, tokens):  # mean bits/dim of clean token sequences
         nll = torch.cat([model(batch.to(device))[0].float().cpu() for batch in tokens.split(500)])
     return bits_per_dim(nll.mean(), config.data.dims_per_token).item()
 
-trained = {"hybrid": run.model}
-if "generative" in histories:
-    try:
-        trained["generative"] = ensure_trained(config.with_train(objective="generative"), data,
-                                               train_missing=False).model
-    except CheckpointError as e:
-        print(f"no finished generative run to compare with: {e}")
+trained = {"hybrid": run.model, **({"generative": others["generative"].model} if "generative" in others else {})}
 test_bpd = {name: clean_bits_per_dim(m, data.test_tokens[:2000]) for name, m in trained.items()}
 for name, value in test_bpd.items():
     print(f"{name:>10}: {value:.3f} bits/dim on clean test images")

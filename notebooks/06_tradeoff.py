@@ -136,7 +136,7 @@ print(f"bits/dim: generative-only {generative_bits:.3f}; the best hybrid (λ = {
 # design is best at this budget the ablations' (`make ablations`, `results/cpu/ablations.md`).
 #
 # **What to try next.** Exercise 3; a second seed (`SEED = 1`) to see how much of the curve's shape is noise; a
-# sweep at another temperature (`OVERRIDES` in notebook 4, then `config.with_train(temperature=...)` here).
+# sweep at another temperature (`hl.setup("hybrid", PROFILE, SEED, temperature=0.5)` in the setup cell).
 
 # %% [markdown]
 # ## References

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from hybridlib import studies
 from hybridlib.config import OBJECTIVES, get_config
 from hybridlib.data import prepare_data
 from hybridlib.errors import CheckpointError, DataError
@@ -41,7 +42,9 @@ def test_shipped_weights_are_used_when_there_is_no_run_of_ones_own(tmp_path, mon
         f.unlink()
     loaded = ensure_trained(get_config("smoke", "generative"), smoke_data, progress=False, train_missing=False)
     assert loaded.shipped == path and "weights shipped with the repository" in capsys.readouterr().out
-    assert loaded.step == own.step and loaded.history == own.history and sorted(loaded.samples) == sorted(own.samples)
+    assert loaded.step == own.step and loaded.history == own.history and loaded.wall_time_s == own.wall_time_s
+    assert sorted(loaded.samples) == sorted(own.samples) == [20, 40]
+    assert all(torch.equal(loaded.samples[s], own.samples[s]) for s in own.samples)
     for name, w in own.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[name], w.half().float())
 
@@ -52,6 +55,8 @@ def test_shipped_weights_are_used_when_there_is_no_run_of_ones_own(tmp_path, mon
     monkeypatch.delenv(USE_ENV)
     with pytest.raises(CheckpointError, match="no finished generative model"):
         ensure_trained(get_config("smoke", "generative"), smoke_data, train_missing=False, shipped=False)
+    with pytest.raises(CheckpointError, match="no finished generative model"):
+        studies.evaluated(get_config("smoke", "generative"), smoke_data, progress=False, train_missing=False)
 
 
 def _committed(profile: str) -> dict:

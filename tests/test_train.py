@@ -141,3 +141,16 @@ def test_without_a_compiler_training_warns_and_runs_eagerly(tmp_path, smoke_data
         result = train(get_config("smoke", "generative", steps=5, compile=True), tmp_path / "run", progress=False,
                        data=smoke_data)
     assert result.step == 5
+
+
+@pytest.mark.slow
+def test_sample_snapshots_leave_training_untouched(tmp_path, smoke_data, monkeypatch):
+    """Sampling at each checkpoint draws from a generator of its own and puts the model back in training mode: the
+    trained weights are those of a run that never sampled (with dropout, whose masks come from the global random
+    stream, so a sampler that drew from that stream or left the model in eval mode would change them)."""
+    config = get_config("smoke", "generative", steps=20, checkpoint_every=5, dropout=0.1)
+    sampled = train(config, tmp_path / "sampled", progress=False, data=smoke_data)
+    monkeypatch.setattr("hybridlib.train.sample_snapshot", lambda model, seed: torch.zeros(1))
+    plain = train(config, tmp_path / "plain", progress=False, data=smoke_data)
+    assert sorted(sampled.samples) == [5, 10, 15, 20]
+    assert state_dicts_equal(sampled.model.state_dict(), plain.model.state_dict())
