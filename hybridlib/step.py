@@ -86,8 +86,14 @@ def compile_step(module: torch.nn.Module, device: torch.device, use_compile: boo
         # (seeds, a lambda sweep) would otherwise reach dynamo's recompile limit and silently run
         # eagerly; the compiled kernels themselves stay cached on disk
         torch._dynamo.reset()
-        if device.type == "cpu":  # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
+        if device.type == "cpu":
+            # a CUDA build of torch on a GPU-less machine warns about CUDA_HOME: irrelevant
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            # two compiled trainings of one seed in one process differed (by 3e-6 in the weights after 30 steps of
+            # the cpu profile, then drifting apart; eager ones never did): some of inductor's CPU kernels are not
+            # deterministic. In deterministic mode they are equal bit for bit, at no cost `make bench` can see.
+            # Process-wide, as torch has it; left alone on GPUs, where its cost was not measured.
+            torch.use_deterministic_algorithms(True, warn_only=True)
     return CompiledStep(module, use_compile=usable, fallback=fallback)
 
 

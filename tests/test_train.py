@@ -133,6 +133,14 @@ def test_compiled_step_trains_like_the_eager_one(tmp_path, smoke_data):
           progress=False, data=smoke_data)
 
 
+@pytest.mark.slow
+def test_two_compiled_trainings_of_one_seed_are_equal_bit_for_bit(tmp_path, smoke_data):
+    config = get_config("smoke", "hybrid", steps=10, log_every=5, compile=True)
+    first = train(config, tmp_path / "first", progress=False, data=smoke_data)
+    second = train(config, tmp_path / "second", progress=False, data=smoke_data)
+    assert state_dicts_equal(first.model.state_dict(), second.model.state_dict())
+
+
 def test_without_a_compiler_training_warns_and_runs_eagerly(tmp_path, smoke_data, monkeypatch):
     from hybridlib import step as step_module
 
