@@ -116,22 +116,23 @@ if pareto_front is not None:
 # **What we saw.** This run's numbers, from the table above:
 
 # %%
-hybrid_rows = [r for r in rows if 0 < r["lam"] < math.inf]
-ends = {"generative-only": rows[0], "contrastive-only": rows[-1]}
-for key in ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean"):
-    best = max(hybrid_rows, key=lambda r: r[key])
-    both = all(best[key] >= e[key] for e in ends.values())
-    print(f"{key.replace('_', ' ')}: best hybrid λ = {best['lam']:g} at {best[key]:.3f}; "
-          + ", ".join(f"{n} {e[key]:.3f}" for n, e in ends.items())
-          + f" -> {'at least as good as both ends' if both else 'below one of the ends'}")
-closest = min(hybrid_rows, key=lambda r: r["test_bits_per_dim"])
-print(f"bits/dim: generative-only {generative_bits:.3f}; the best hybrid (λ = {closest['lam']:g}) "
-      f"{closest['test_bits_per_dim']:.3f} ({100 * (closest['test_bits_per_dim'] / generative_bits - 1):+.1f} %)")
+generative, contrastive = rows[0], rows[-1]
+print("the paper's claim for one λ: probe >= contrastive-only's, near-OOD AUROC >= generative-only's, and bits/dim "
+      "within 3 % of generative-only's")
+for r in rows[1:-1]:
+    tests = {"probe": r["linear_probe_acc"] >= contrastive["linear_probe_acc"],
+             "near-OOD": r["ood_auroc_near"] >= generative["ood_auroc_near"],
+             "bits/dim": r["test_bits_per_dim"] <= 1.03 * generative_bits}
+    print(f"λ = {r['lam']:<5g} " + "  ".join(f"{name} {'yes' if ok else 'no '}" for name, ok in tests.items())
+          + f"   (near-OOD {r['ood_auroc_near'] - generative['ood_auroc_near']:+.3f} vs generative-only)")
 
 # %% [markdown]
-# **What it means.** Read the lines above against the run-to-run spread: a difference of 0.01 on one seed is not
-# a finding. The paper's claim has two parts, better representations than either objective alone and generative
-# performance kept; the sweep shows how much of each λ buys here, at the cpu profile's budget. How the verdicts move
+# **What it means.** On the committed cpu run (seed 0, 500 steps) no λ meets all three parts. λ = 0.03-0.3 keep
+# the probe above contrastive-only's and near-OOD AUROC at or slightly above generative-only's (by 0.003-0.007,
+# far inside the 0.025 run-to-run spread: no evidence either way), but cost 7-10 % in bits/dim; from λ = 1 the
+# near-OOD AUROC falls below generative-only's and bits/dim is 18-25 % worse, while kNN and corruption accuracy
+# keep rising with λ. A small contrastive weight buys most of the discriminative gain; the generative performance
+# is what the hybrid pays, at every λ tried. How the verdicts move
 # with a longer budget is the scaling study's question (`make scaling`, `results/cpu/scaling.md`), and which hybrid
 # design is best at this budget the ablations' (`make ablations`, `results/cpu/ablations.md`).
 #
