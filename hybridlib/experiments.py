@@ -151,7 +151,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
         else:
             run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
             r = evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
-        rows.append({"lam": lam, **{k: r.get(k) for k in COLUMNS}})
+        rows.append({"lam": lam, "objective": objective, **{k: r.get(k) for k in COLUMNS}})  # JSON: λ = ∞ is null
     write_json(results_dir() / config.profile / "tradeoff.json",
                {"profile": config.profile, "seed": config.train.seed, "rows": rows})
     return rows

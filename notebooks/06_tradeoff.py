@@ -128,7 +128,7 @@ for r in rows[1:-1]:
 
 # %% [markdown]
 # **What it means.** On the committed cpu run (seed 0, 500 steps) no λ meets all three parts. λ = 0.03-0.3 keep
-# the probe above contrastive-only's and near-OOD AUROC at or slightly above generative-only's (by 0.003-0.007,
+# the probe above contrastive-only's and near-OOD AUROC at or slightly above generative-only's (by 0.004-0.008,
 # far inside the 0.025 run-to-run spread: no evidence either way), but cost 7-10 % in bits/dim; from λ = 1 the
 # near-OOD AUROC falls below generative-only's and bits/dim is 18-25 % worse, while kNN and corruption accuracy
 # keep rising with λ. A small contrastive weight buys most of the discriminative gain; the generative performance
