@@ -88,7 +88,7 @@ def test_a_difference_is_reported(tmp_path, edit):
     shutil.copy(NOTEBOOKS / source.name, source)
     assert source_differences(notebook, source) == []  # a copy compares equal, outside the repository too
     if edit == "code":
-        _edit_source(source, "= None, 0, None, {}\n", "= None, 1, None, {}\n")
+        _edit_source(source, "PROFILE, SEED, STEPS = None, 0, None\n", "PROFILE, SEED, STEPS = None, 1, None\n")
     elif edit == "markdown":
         _edit_source(source, "# ## The loss curve", "# ## The loss curves")
     elif edit == "tag":
