@@ -30,20 +30,19 @@ def evaluate_run(run: TrainResult, data: PreparedData, cfg: EvalConfig, progress
     (``evaluation.json``, one per run: the last settings evaluated) and later calls read it back, as long as the
     protocol, the evaluation settings and the trained weights (their step and training time) are the same.
     Shipped weights are evaluated every time (the repository's folder is not written to)."""
-    objective = run.config.train.objective
-    if run.shipped is not None:
-        return json.loads(json_text(evaluate_model(run.model, data, objective, cfg, trains_decoder(objective),
-                                                   progress)))
     cache = run.out_dir / "evaluation.json"
     key = json.loads(json_text({"protocol": EVAL_PROTOCOL, "eval": asdict(cfg), "step": run.step,
                                 "wall_time_s": run.wall_time_s}))  # compared with a key read back from JSON
-    if cache.exists():
+    if run.shipped is None and cache.exists():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["result"]
-    result = evaluate_model(run.model, data, objective, cfg, trains_decoder(objective), progress)
-    write_json(cache, {"key": key, "result": result})
-    return json.loads(cache.read_text())["result"]
+    objective = run.config.train.objective
+    result = json.loads(json_text(evaluate_model(run.model, data, objective, cfg, trains_decoder(objective),
+                                                 progress)))
+    if run.shipped is None:
+        write_json(cache, {"key": key, "result": result})
+    return result
 
 
 def evaluate_all(config: Config, data: PreparedData | None = None, train_missing: bool = True,

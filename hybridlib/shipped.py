@@ -48,13 +48,13 @@ def ship(profile: str, objectives: tuple[str, ...] = OBJECTIVES, seed: int = 0) 
     return written
 
 
-def find_shipped(config: Config) -> dict[str, Any] | None:
-    """The shipped state for exactly ``config`` (a finished run of it), or None (also where $HYBRIDLIB_USE_SHIPPED
-    is 0)."""
+def find_shipped(config: Config) -> tuple[Path, dict[str, Any]] | None:
+    """The shipped file and state for exactly ``config`` (a finished run of it), or None (also where
+    $HYBRIDLIB_USE_SHIPPED is 0)."""
     path = shipped_path(config.profile, config.train.objective)
     if os.environ.get(USE_ENV, "1") == "0" or not path.exists():
         return None
     state = load_checkpoint(path)
     if config_differences(Config.from_dict(state["config"]), config, ignore=("compile",)):
         return None
-    return state
+    return path, state

@@ -36,7 +36,7 @@ from .model import HybridTransformer
 from .paths import run_dir_for
 from .progress import announce
 from .rundir import check_run_dir, hold_run_dir
-from .shipped import find_shipped, shipped_path
+from .shipped import find_shipped
 from .step import BatchSampler, TrainStep, make_views, step_generator
 
 HISTORY_NAME = "history.csv"
@@ -299,7 +299,7 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
                            float(state["wall_time_s"]), done, dict(state.get("samples", {})))
     found = find_shipped(config) if shipped and not (same and done) else None  # one's own run first
     if found is not None:
-        path = shipped_path(config.profile, config.train.objective)
+        path, found = found
         print(f"no finished run of these settings in {out_dir}: using the weights shipped with the repository, {path}"
               " (trained by `make reproduce`); the notebook trains its own when you change a setting", flush=True)
         model = HybridTransformer(config.model)
