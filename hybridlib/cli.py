@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "-> results/PROFILE/ablations.* (resumes where it stopped)")
     ab.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     ab.add_argument("--stage", type=int, choices=(1, 2, 3), default=3, help="stop after this stage")
+    ab.add_argument("--steps", type=_positive_int, help="the budget of every run (default: the profile's)")
     ab.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
     sc = sub.add_parser("scaling", help="the three objectives at several budgets and seeds -> results/PROFILE/"
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "-> results/PROFILE/heads.*")
     hd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     hd.add_argument("--seed", type=_non_negative_int, default=0)
+    hd.add_argument("--steps", type=_positive_int, help="the joint head's budget (default: the profile's)")
 
     an = sub.add_parser("anchors", help="bits/dim of non-neural predictors of the test set -> results/PROFILE/anchors.*")
     an.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
@@ -261,13 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "seeds":
             print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
         elif args.command == "ablations":
-            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid"), stop_after_stage=args.stage,
-                                                   finished_only=args.finished_only)))
+            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid", steps=args.steps),
+                                                   stop_after_stage=args.stage, finished_only=args.finished_only)))
         elif args.command == "scaling":
             out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "heads":
-            print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed))))
+            print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed, steps=args.steps))))
         elif args.command == "anchors":
             print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":

@@ -198,8 +198,9 @@ def _profile(name: str) -> Config:
         # The likelihood stays exact per pixel (a token's 4096 values are the joint of 4 pixels).
         data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
         model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
-        # the budget `make reproduce` fits into about 20 minutes on 2 cores (docs/profiles.md)
-        train = TrainConfig(steps=500, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
+        # the budget from the scaling study: the most steps of its budgets that keep `make reproduce` within
+        # 45 minutes on 2 cores (docs/profiles.md); 2000 steps would need about an hour of training alone
+        train = TrainConfig(steps=1000, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
                             compile=True)
     elif name == "gpu-small":
         # 16x16 pixels (256 tokens) and d=256: each training notebook fits a class slot on a T4

@@ -91,7 +91,7 @@ def ablation_variants(config: Config) -> list[Variant]:
 
 ABLATION_RULE = (
     "Fixed before any ablation ran. Stage 1, seed 0: every level of every factor, one factor at a time from "
-    "the profile's hybrid, at the profile's budget. A configuration's score is the number of the hybrid's claims "
+    "the profile's hybrid, at one budget (the table's title gives it). A configuration's score is the number of the hybrid's claims "
     f"({', '.join(HYBRID_CLAIMS)}) it holds against the contrastive-only, generative-only and raw-pixel models "
     "of the same seed and budget, ties broken by linear probe accuracy. Stage 2, seed 0: each factor's best "
     "level by that score, combined into one configuration. Stage 3: the three best configurations of stages 1 "
@@ -197,7 +197,7 @@ def _write_ablations(out: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- scaling
 
 SCALING_STEPS = (250, 500, 1000, 2000)
-SCALING_SEEDS = {250: (0,), 500: (0, 1, 2), 1000: (0,), 2000: (0, 1, 2)}
+SCALING_SEEDS = {250: (0,), 500: (0, 1, 2), 1000: (0, 1, 2), 2000: (0, 1, 2)}
 
 
 def scaling_order(steps: tuple[int, ...], seeds: dict[int, tuple[int, ...]]) -> list[tuple[int, int]]:

@@ -277,6 +277,21 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                        samples)
 
 
+def _move_to_own_folder(out_dir: Path, saved: Config, done: int) -> None:
+    """Move the run in ``out_dir``, made for another budget (``saved.train.steps``), to the folder that budget's
+    run has now (an earlier hybridlib's default budget, say): it is kept, and ``out_dir`` is free for this one."""
+    target = run_dir_for(saved)
+    if target.exists() and any(target.iterdir()):
+        raise CheckpointError(f"{out_dir} holds a run of these settings for {saved.train.steps} steps (at step {done}), "
+                              f"and {target}, where such a run belongs now, is taken too: move one of them elsewhere")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.rmdir()
+    out_dir.rename(target)
+    print(f"{out_dir} held a run of these settings for {saved.train.steps} steps (at step {done}); kept, moved to "
+          f"{target}, the folder such a run has now", flush=True)
+
+
 def ensure_trained(config: Config, data: PreparedData | None = None, progress: bool = True,
                    train_missing: bool = True, device: str | torch.device | None = None, shipped: bool = True
                    ) -> TrainResult:
@@ -285,14 +300,18 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
     Missing: the repository's shipped weights of exactly this configuration where there are some and
     ``shipped`` (hybridlib/shipped.py), after one line saying so. Otherwise, or unfinished (a notebook opened on
     its own, on Colab say): trained here, resuming what is there, after one line saying roughly how long that
-    takes; with ``train_missing=False``, one clear error saying what to run instead.
+    takes; with ``train_missing=False``, one clear error saying what to run instead. A run of these settings
+    for another number of steps found in the folder is moved to its own folder first, never continued.
     """
     out_dir = run_dir_for(config)
     state = load_checkpoint(out_dir) if (out_dir / CHECKPOINT_NAME).exists() else None
     done = state["step"] if state is not None else 0
     saved = Config.from_dict(state["config"]) if state is not None else None
     same = saved is not None and not config_differences(saved, config, ignore=("steps", "compile"))
-    if same and saved.train.steps == config.train.steps and done >= config.train.steps:
+    if same and saved.train.steps != config.train.steps:  # another budget's run: never stretched to this one
+        _move_to_own_folder(out_dir, saved, done)
+        state, saved, done, same = None, None, 0, False
+    if same and done >= config.train.steps:
         model = HybridTransformer(config.model)
         model.load_state_dict(state["model"])  # checked by load_checkpoint
         return TrainResult(out_dir, config, model.to(resolve_device(device)).eval(), read_history(out_dir), done,

@@ -9,7 +9,8 @@ from hybridlib.config import get_config
 from hybridlib.errors import CheckpointError, RunDirectoryError
 from hybridlib.step import BatchSampler, lr_factor
 from hybridlib import progress
-from hybridlib.train import SNAPSHOT_SAMPLES, read_history, sample_snapshot, train
+from hybridlib.paths import run_dir_for
+from hybridlib.train import SNAPSHOT_SAMPLES, ensure_trained, read_history, sample_snapshot, train
 
 from conftest import state_dicts_equal
 
@@ -98,6 +99,30 @@ def test_resume_can_extend_a_finished_run(tmp_path, smoke_data):
     result = train(get_config("smoke", "hybrid", steps=20, checkpoint_every=5), tmp_path, resume=True,
                    progress=False, data=smoke_data)
     assert result.step == 20 and [r["step"] for r in result.history][-1] == 20
+
+
+def test_a_run_made_for_another_budget_is_moved_to_its_own_folder_never_continued(tmp_path, smoke_data, monkeypatch,
+                                                                                 capsys):
+    """A default budget that grows (the cpu profile's went from 500 to 1000 steps) leaves the old default runs in
+    today's default folders: continuing them would give a model of neither schedule, so they are moved aside."""
+    monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
+    today = get_config("smoke", "generative", steps=12, checkpoint_every=6)
+    before = today.with_train(steps=6)  # the default of an earlier release, trained into today's default folder
+    train(before, run_dir_for(today), progress=False, data=smoke_data)
+    old_weights = load_checkpoint(run_dir_for(today))["model"]
+    run = ensure_trained(today, smoke_data, progress=False, shipped=False)
+    assert run.step == 12 and run.start_step == 0  # trained from the start, not from step 6
+    assert f"kept, moved to {run_dir_for(before)}" in capsys.readouterr().out
+    kept = load_checkpoint(run_dir_for(before))
+    assert kept["step"] == 6 and state_dicts_equal(kept["model"], old_weights)
+    assert state_dicts_equal(run.model.state_dict(), train(today, tmp_path / "fresh", progress=False,
+                                                              data=smoke_data).model.state_dict())
+
+    # where the old run's own folder is taken too, nothing is moved and the error says what to do
+    train(before, run_dir_for(today), overwrite=True, progress=False, data=smoke_data)
+    with pytest.raises(CheckpointError, match="move one of them elsewhere"):
+        ensure_trained(today, smoke_data, progress=False, shipped=False)
+    assert load_checkpoint(run_dir_for(today))["step"] == 6
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
