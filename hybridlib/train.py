@@ -285,9 +285,10 @@ def _move_to_own_folder(out_dir: Path, saved: Config, done: int) -> None:
         raise CheckpointError(f"{out_dir} holds a run of these settings for {saved.train.steps} steps (at step {done}), "
                               f"and {target}, where such a run belongs now, is taken too: move one of them elsewhere")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.rmdir()
-    out_dir.rename(target)
+    with hold_run_dir(out_dir):  # not while another process trains in it
+        if target.exists():
+            target.rmdir()
+        out_dir.rename(target)
     print(f"{out_dir} held a run of these settings for {saved.train.steps} steps (at step {done}); kept, moved to "
           f"{target}, the folder such a run has now", flush=True)
 
