@@ -78,7 +78,7 @@ anchors: $(STAMP) data
 	$(BIN)/python -m hybridlib anchors --profile $(PROFILE)
 
 # The cpu profile's ablations and head comparison ran at 500 steps, its budget before the scaling study chose
-# 1000: their targets keep that budget, so that they reproduce the committed tables from the same runs.
+# 1000: their targets keep that budget, so that they reproduce the committed tables (reusing the runs on disk).
 STUDY_STEPS := $(if $(filter cpu,$(PROFILE)),--steps 500)
 
 ablations: $(STAMP) data

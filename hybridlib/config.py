@@ -199,7 +199,7 @@ def _profile(name: str) -> Config:
         data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
         model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
         # the budget from the scaling study: the most steps of its budgets that keep `make reproduce` within
-        # 45 minutes on 2 cores (docs/profiles.md); 2000 steps would need about an hour of training alone
+        # 45 minutes on 2 cores (docs/benchmarks.md); 2000 steps would need about an hour of training alone
         train = TrainConfig(steps=1000, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
                             compile=True)
     elif name == "gpu-small":

@@ -176,7 +176,7 @@ def compare_heads(config: Config, progress: bool = True) -> dict[str, Any]:
             rows.append({"objective": objective, "head": name, "steps": run.step,
                          "img_per_s": _img_per_s(run.history), "train_minutes": run.wall_time_s / 60,
                          **{k: r.get(k) for k in COLUMNS}})
-    out = {"profile": config.profile, "seed": config.train.seed, "rows": rows}
+    out = {"profile": config.profile, "seed": config.train.seed, "steps": config.train.steps, "rows": rows}
     write_json(results_dir() / config.profile / "heads.json", out)
     write_text(results_dir() / config.profile / "heads.md", heads_markdown(out))
     return out

@@ -5,6 +5,7 @@ import math
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullLocator
 import numpy as np
 from torch import Tensor
 
@@ -208,8 +209,18 @@ def save(fig: plt.Figure, path, close: bool = True) -> None:
         plt.close(fig)
 
 
-def scaling_metrics(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
-    """Each metric against the training budget (log x), one line per objective, mean ± std over seeds."""
+def _budget_axis(ax: plt.Axes, budgets: Sequence[int]) -> None:
+    """A log x axis with one plain tick per budget (matplotlib's default labels them 3x10^2, 4x10^2, ...)."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(budgets)), [str(b) for b in sorted(set(budgets))], fontsize=10)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("training steps (log scale)", fontsize=11)
+
+
+def scaling_metrics(rows: list[dict[str, Any]], keys: Sequence[str], reference: dict[str, Any] | None = None
+                    ) -> plt.Figure:
+    """Each metric against the training budget (log x), one line per objective, mean ± std over seeds;
+    ``reference`` (the raw-pixel baseline, which trains nothing) a dotted line where it has the metric."""
     fig, axes = plt.subplots(2, math.ceil(len(keys) / 2), figsize=(4.2 * math.ceil(len(keys) / 2), 7), squeeze=False)
     objectives = list(dict.fromkeys(r["objective"] for r in rows))
     for ax, key in zip(axes.flat, keys):
@@ -221,8 +232,9 @@ def scaling_metrics(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figu
             ax.errorbar(budgets, [np.mean(v) for v in values],
                         yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in values], marker="o", capsize=3,
                         label=objective, color=MODEL_COLOURS.get(objective))
-        ax.set_xscale("log")
-        ax.set_xlabel("training steps", fontsize=11)
+        if reference is not None and reference.get(key) is not None:
+            ax.axhline(reference[key], color="0.4", linestyle=":", lw=1.5, label="raw pixels")
+        _budget_axis(ax, [r["steps"] for r in rows])
         ax.set_title(key.replace("_", " "), fontsize=12)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(keys):]:
@@ -237,20 +249,23 @@ def scaling_claims(claims: list[dict[str, Any]]) -> plt.Figure:
     """Each claim's gap against budget, equal steps (solid) and equal compute (dashed); the bars are the spread
     (above it the claim is held, below minus it not held)."""
     ids = list(dict.fromkeys(c["id"] for c in claims))
-    fig, axes = plt.subplots(1, len(ids), figsize=(3.3 * len(ids), 3.4), squeeze=False)
-    for ax, claim_id in zip(axes[0], ids):
+    n_cols = math.ceil(len(ids) / 2)
+    fig, axes = plt.subplots(2, n_cols, figsize=(4.4 * n_cols, 7.4), squeeze=False)
+    for ax, claim_id in zip(axes.flat, ids):
         for budget, style in (("equal steps", "-"), ("equal compute", "--")):
             cs = sorted((c for c in claims if c["id"] == claim_id and c["budget"] == budget), key=lambda c: c["steps"])
             if cs:
                 ax.errorbar([c["steps"] for c in cs], [c["gap"] for c in cs], yerr=[c["spread"] for c in cs],
                             linestyle=style, marker="o", capsize=3, label=budget)
         ax.axhline(0, color="k", lw=1)
-        ax.set_xscale("log")
+        _budget_axis(ax, [c["steps"] for c in claims])
         ax.set_title(f"claim ({claim_id})", fontsize=12)
-        ax.set_xlabel("training steps", fontsize=11)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("gap (> 0: the claim's direction)", fontsize=10)
-    axes[0, 0].legend(fontsize=9)
+    for ax in axes.flat[len(ids):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("gap (> 0: the claim's direction)", fontsize=11)
+    axes[0, 0].legend(fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -119,7 +119,7 @@ def heads_markdown(out: dict[str, Any]) -> str:
         rows.append(f"| {r['objective']} | {r['head']} | {r['steps']} | {r['img_per_s']:.0f} | {r['train_minutes']:.1f} | "
                     + " | ".join(cells) + " |")
     return "\n".join([f"# Output heads: profile `{out['profile']}`, seed {out['seed']}", "",
-                      "The joint head (one softmax over all token values) at the profile's steps; the pixel head "
+                      f"The joint head (one softmax over all token values) at {out['steps']} steps; the pixel head "
                       "(the token's pixels one by one, heads.py) at the same steps and at the same training time "
                       "(steps scaled by the measured images per second).", "", *rows, ""])
 
@@ -178,7 +178,7 @@ def scaling_figures(out: dict[str, Any], folder: Path) -> list[str]:
     """scaling_metrics.png (each metric against budget, mean ± std over seeds) and scaling_claims.png (each
     claim's gap against budget); their names."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {"scaling_metrics": plots.scaling_metrics(out["rows"], SCALING_METRICS)}
+    figures = {"scaling_metrics": plots.scaling_metrics(out["rows"], SCALING_METRICS, out.get("raw_pixels"))}
     if out.get("claims"):
         figures["scaling_claims"] = plots.scaling_claims(out["claims"])
     for name, fig in figures.items():
@@ -201,6 +201,10 @@ def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
                          (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""))
         rows.append(f"| {objective} | {steps} | {','.join(str(r['seed']) for r in rs)} | " + " | ".join(cells)
                     + f" | {np.mean([r['train_minutes'] for r in rs]):.1f} | {rs[0]['train_pflops']:.2f} |")
+    if out.get("raw_pixels"):  # the baseline the check compares with: no training, so no budget
+        rows.append("| raw pixels | – | – | " + " | ".join("–" if out["raw_pixels"].get(k) is None
+                                                          else f"{out['raw_pixels'][k]:.3f}" for k in SCALING_METRICS)
+                    + " | – | – |")
     claims = ["| steps | budget | claim | verdict | gap | spread | compared with |", "|---:|---|---|---|---:|---:|---|"]
     for c in out.get("claims", []):
         other = (f"{c['other']} at {c['other_steps']} steps ({c['compute_ratio']:.2f}x the FLOPs)"

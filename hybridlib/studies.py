@@ -132,7 +132,9 @@ def run_ablations(config: Config, finalists: int = 3, seeds: tuple[int, ...] = (
     def record(stage: int, variant: Variant, seeds_run: tuple[int, ...]) -> dict[str, Any] | None:
         try:
             per_seed = [models_of(variant, s) for s in seeds_run]
-        except CheckpointError:  # finished_only, and this run is not
+        except CheckpointError:
+            if not finished_only:  # a real error (a run that could not be put in place, say), not a pending run
+                raise
             out["pending"].append(f"stage {stage}: {variant.name}, seeds {list(seeds_run)}")
             _write_ablations(out)
             return None
@@ -216,13 +218,16 @@ def run_scaling(config: Config, steps: tuple[int, ...] = SCALING_STEPS,
     data = prepare_data(config.data)
     pixels = raw_pixels(config, data)
     runs: dict[tuple[str, int, int], dict[str, Any]] = {}
-    out: dict[str, Any] = {"profile": config.profile, "dataset": config.data.dataset, "rows": [], "pending": []}
+    out: dict[str, Any] = {"profile": config.profile, "dataset": config.data.dataset, "rows": [], "pending": [],
+                           "raw_pixels": {k: pixels.get(k) for k in ROW_KEYS}}
     for n_steps, seed in scaling_order(steps, seeds):
         for objective in OBJECTIVES:
             run_config = config.with_train(objective=objective, steps=n_steps, seed=seed)
             try:
                 result = evaluated(run_config, data, progress, not finished_only)
-            except CheckpointError:  # finished_only, and this run is not
+            except CheckpointError:
+                if not finished_only:  # a real error, not a pending run
+                    raise
                 out["pending"].append(f"{objective}, {n_steps} steps, seed {seed}")
                 continue
             runs[(objective, n_steps, seed)] = result

@@ -277,20 +277,51 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                        samples)
 
 
-def _move_to_own_folder(out_dir: Path, saved: Config, done: int) -> None:
-    """Move the run in ``out_dir``, made for another budget (``saved.train.steps``), to the folder that budget's
-    run has now (an earlier hybridlib's default budget, say): it is kept, and ``out_dir`` is free for this one."""
-    target = run_dir_for(saved)
-    if target.exists() and any(target.iterdir()):
-        raise CheckpointError(f"{out_dir} holds a run of these settings for {saved.train.steps} steps (at step {done}), "
-                              f"and {target}, where such a run belongs now, is taken too: move one of them elsewhere")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with hold_run_dir(out_dir):  # not while another process trains in it
-        if target.exists():
-            target.rmdir()
-        out_dir.rename(target)
-    print(f"{out_dir} held a run of these settings for {saved.train.steps} steps (at step {done}); kept, moved to "
-          f"{target}, the folder such a run has now", flush=True)
+def _settings_of(folder: Path) -> Config | None:
+    """The configuration of the run checkpointed in ``folder``, if any."""
+    return Config.from_dict(load_checkpoint(folder)["config"]) if (folder / CHECKPOINT_NAME).exists() else None
+
+
+def _same_settings(a: Config | None, b: Config) -> bool:
+    return a is not None and not config_differences(a, b, ignore=("steps", "compile"))
+
+
+def _move_run(source: Path, target: Path, steps: int) -> None:
+    """Move the run of ``steps`` steps in ``source`` to ``target``, holding it (not while another process trains in
+    it); CheckpointError where ``target`` is taken, nothing moved."""
+    with hold_run_dir(source):
+        saved = _settings_of(source)
+        if saved is None or saved.train.steps != steps:  # changed before the folder was ours
+            raise CheckpointError(f"{source} changed while hybridlib meant to move it; run again")
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise CheckpointError(f"{source} holds a run of these settings for {steps} steps, and {target}, where such "
+                                  "a run belongs now, is taken too: move one of them elsewhere")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target.rmdir()
+            source.rename(target)
+        except OSError as e:
+            raise CheckpointError(f"could not move {source} to {target}: {e.strerror}; move it by hand") from None
+    print(f"the run of these settings for {steps} steps moved from {source} to {target}, where it belongs now",
+          flush=True)
+
+
+def _put_runs_in_place(config: Config, out_dir: Path) -> None:
+    """Runs named under an earlier default budget, put where :func:`run_dir_for` looks now: a run in ``out_dir`` for
+    another number of steps moves to that budget's folder (it is never continued to this one: a model of neither
+    schedule); a run for these steps under the name an earlier default gave it moves into ``out_dir``."""
+    saved = _settings_of(out_dir)
+    if _same_settings(saved, config) and saved.train.steps != config.train.steps:
+        _move_run(out_dir, run_dir_for(saved), saved.train.steps)
+    if (out_dir / CHECKPOINT_NAME).exists():
+        return
+    for old in (run_dir_for(config, ignore=("steps",)), run_dir_for(config, always=("steps",))):
+        if old != out_dir:
+            saved = _settings_of(old)
+            if _same_settings(saved, config) and saved.train.steps == config.train.steps:
+                _move_run(old, out_dir, config.train.steps)
+                return
 
 
 def ensure_trained(config: Config, data: PreparedData | None = None, progress: bool = True,
@@ -301,17 +332,14 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
     Missing: the repository's shipped weights of exactly this configuration where there are some and
     ``shipped`` (hybridlib/shipped.py), after one line saying so. Otherwise, or unfinished (a notebook opened on
     its own, on Colab say): trained here, resuming what is there, after one line saying roughly how long that
-    takes; with ``train_missing=False``, one clear error saying what to run instead. A run of these settings
-    for another number of steps found in the folder is moved to its own folder first, never continued.
+    takes; with ``train_missing=False``, one clear error saying what to run instead. Runs named under an earlier
+    default budget are first put where they belong (:func:`_put_runs_in_place`).
     """
     out_dir = run_dir_for(config)
+    _put_runs_in_place(config, out_dir)
     state = load_checkpoint(out_dir) if (out_dir / CHECKPOINT_NAME).exists() else None
     done = state["step"] if state is not None else 0
-    saved = Config.from_dict(state["config"]) if state is not None else None
-    same = saved is not None and not config_differences(saved, config, ignore=("steps", "compile"))
-    if same and saved.train.steps != config.train.steps:  # another budget's run: never stretched to this one
-        _move_to_own_folder(out_dir, saved, done)
-        state, saved, done, same = None, None, 0, False
+    same = state is not None and _same_settings(Config.from_dict(state["config"]), config)
     if same and done >= config.train.steps:
         model = HybridTransformer(config.model)
         model.load_state_dict(state["model"])  # checked by load_checkpoint

@@ -27,8 +27,8 @@
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `LAMS` are the
-# hybrid's weights to train (each a full training run: about 8 minutes each on the cpu profile of a 2-core laptop;
-# runs already trained, by notebook 4 or `make ablations`, are reused). The setup cell after it installs the library
+# hybrid's weights to train (each a full training run: about 16 minutes each on the cpu profile of a 2-core laptop;
+# runs already trained with the same settings, by notebook 4 or an earlier sweep, are reused). The setup cell after it installs the library
 # on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere
 # (`make lab`).
 

@@ -4,6 +4,8 @@ import subprocess
 import pytest
 import torch
 
+from hybridlib.errors import ConfigError
+
 from conftest import cli, python_cmd, subprocess_env
 
 
@@ -64,3 +66,18 @@ def test_train_refuse_resume_evaluate(tmp_path, capsys):
     assert code == 0, err
     assert "| hybrid |" in stdout and "| raw_pixels |" in stdout and "| random_init |" in stdout
     assert set(json.loads((tmp_path / "all.json").read_text())["models"]) == {"hybrid", "raw_pixels", "random_init"}
+
+
+@pytest.mark.parametrize("command, study", [("ablations", "run_ablations"), ("heads", "compare_heads")])
+def test_the_studies_run_at_the_budget_given_by_steps(capsys, monkeypatch, command, study):
+    """`make ablations` and `make heads` pass --steps 500 (the budget of the committed cpu tables)."""
+    seen = []
+
+    def record(config, **kwargs):
+        seen.append(config.train.steps)
+        raise ConfigError("stop here")  # the budget it was given is all this test asks about
+
+    monkeypatch.setattr(f"hybridlib.cli.{study}", record)
+    for args in ([], ["--steps", "7"]):
+        assert cli(capsys, command, "--profile", "smoke", *args)[2] == ["hybridlib: error: stop here"]
+    assert seen == [40, 7]  # the smoke profile's own budget, then the one given

@@ -82,6 +82,7 @@ def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypa
     assert json.loads((folder / "scaling.json").read_text())["rows"] == out["rows"]
     assert (folder / "figures" / "scaling_metrics.png").exists() and (folder / "figures" / "scaling_claims.png").exists()
     assert "| hybrid | 10 | 0,1 |" in (folder / "scaling.md").read_text()
+    assert "| raw pixels | – | – | " in (folder / "scaling.md").read_text()  # the check's baseline, untrained
 
     def no_more_work(*args, **kwargs):
         raise AssertionError("a finished run was trained or evaluated again")

@@ -1,3 +1,4 @@
+import fcntl
 import json
 import math
 
@@ -10,6 +11,7 @@ from hybridlib.errors import CheckpointError, RunDirectoryError
 from hybridlib.step import BatchSampler, lr_factor
 from hybridlib import progress
 from hybridlib.paths import run_dir_for
+from hybridlib.rundir import MARKER_NAME
 from hybridlib.train import SNAPSHOT_SAMPLES, ensure_trained, read_history, sample_snapshot, train
 
 from conftest import state_dicts_equal
@@ -101,28 +103,51 @@ def test_resume_can_extend_a_finished_run(tmp_path, smoke_data):
     assert result.step == 20 and [r["step"] for r in result.history][-1] == 20
 
 
-def test_a_run_made_for_another_budget_is_moved_to_its_own_folder_never_continued(tmp_path, smoke_data, monkeypatch,
-                                                                                 capsys):
-    """A default budget that grows (the cpu profile's went from 500 to 1000 steps) leaves the old default runs in
-    today's default folders: continuing them would give a model of neither schedule, so they are moved aside."""
+def test_runs_named_under_an_earlier_default_budget_are_put_where_they_belong(tmp_path, smoke_data, monkeypatch,
+                                                                             capsys):
+    """A default budget that changes (the cpu profile's went from 500 to 1000 steps) leaves runs under names the
+    new default gives to other runs. Each is moved, marker and all, to the folder its own budget has now; a run is
+    never continued to another budget (a model of neither schedule), and nothing is lost."""
     monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
-    today = get_config("smoke", "generative", steps=12, checkpoint_every=6)
-    before = today.with_train(steps=6)  # the default of an earlier release, trained into today's default folder
-    train(before, run_dir_for(today), progress=False, data=smoke_data)
+    today = get_config("smoke", "generative")  # today's default: its folder's name has no steps in it
+    short = today.with_train(steps=today.train.steps // 2)  # an earlier default, in today's default folder
+    train(short, run_dir_for(today), progress=False, data=smoke_data)
     old_weights = load_checkpoint(run_dir_for(today))["model"]
-    run = ensure_trained(today, smoke_data, progress=False, shipped=False)
-    assert run.step == 12 and run.start_step == 0  # trained from the start, not from step 6
-    assert f"kept, moved to {run_dir_for(before)}" in capsys.readouterr().out
-    kept = load_checkpoint(run_dir_for(before))
-    assert kept["step"] == 6 and state_dicts_equal(kept["model"], old_weights)
-    assert state_dicts_equal(run.model.state_dict(), train(today, tmp_path / "fresh", progress=False,
-                                                              data=smoke_data).model.state_dict())
 
-    # where the old run's own folder is taken too, nothing is moved and the error says what to do
-    train(before, run_dir_for(today), overwrite=True, progress=False, data=smoke_data)
+    # asked for by its own budget, it moves into that budget's folder, and nothing trains
+    got = ensure_trained(short, smoke_data, progress=False, shipped=False)
+    assert got.out_dir == run_dir_for(short) and got.start_step == got.step == short.train.steps
+    assert (run_dir_for(short) / MARKER_NAME).is_file() and not run_dir_for(today).exists()
+    assert state_dicts_equal(got.model.state_dict(), old_weights)
+
+    # found where today's run belongs, it moves out, and today's run trains from step 0, not from the old one
+    run_dir_for(short).rename(run_dir_for(today))
+    run = ensure_trained(today, smoke_data, progress=False, shipped=False)
+    assert run.step == today.train.steps and run.start_step == 0
+    assert f"moved from {run_dir_for(today)} to {run_dir_for(short)}" in capsys.readouterr().out
+    assert state_dicts_equal(load_checkpoint(run_dir_for(short))["model"], old_weights)
+    fresh = train(today, tmp_path / "fresh", progress=False, data=smoke_data)
+    assert state_dicts_equal(run.model.state_dict(), fresh.model.state_dict())
+
+    # today's run under the name an earlier default gave it (steps named) moves into today's default folder
+    named = run_dir_for(today, always=("steps",))
+    run_dir_for(today).rename(named)
+    assert ensure_trained(today, smoke_data, progress=False, train_missing=False).out_dir == run_dir_for(today)
+    assert not named.exists()
+
+    # where both folders are taken, or the run is held by another process, nothing moves and the error says so
+    train(short, named, progress=False, data=smoke_data)
+    run_dir_for(today).rename(tmp_path / "today")
+    named.rename(run_dir_for(today))
     with pytest.raises(CheckpointError, match="move one of them elsewhere"):
         ensure_trained(today, smoke_data, progress=False, shipped=False)
-    assert load_checkpoint(run_dir_for(today))["step"] == 6
+    assert load_checkpoint(run_dir_for(today))["step"] == short.train.steps
+    run_dir_for(short).rename(tmp_path / "short")
+    with open(run_dir_for(today) / MARKER_NAME) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunDirectoryError, match="in use by another hybridlib process"):
+            ensure_trained(today, smoke_data, progress=False, shipped=False)
+    assert load_checkpoint(run_dir_for(today))["step"] == short.train.steps and not run_dir_for(short).exists()
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
