@@ -77,6 +77,23 @@ def _same_outputs(answer: Any, expected: Callable[..., Any], cases: list[tuple],
     return None
 
 
+def _attention_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """An attention (q, k, v) -> output, on a few sets of float64 queries, keys and values (B, heads, T, head size)."""
+    g = torch.Generator().manual_seed(0)
+    cases = [tuple(torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+             for shape in ((2, 2, 6, 4), (1, 3, 9, 8))]
+    return _same_outputs(answer, expected, cases, "(q, k, v) -> output", rel)
+
+
+def _terms(answer: Any, expected: dict[str, float], rel: float) -> str | None:
+    """An objective's terms ("gen_nll", "con_loss"), as the objective returns them (a dict of numbers)."""
+    if not isinstance(answer, dict) or any(key not in answer for key in expected):
+        return f"expected the objective's terms, a dict with {' and '.join(expected)}, got {type(answer).__name__}"
+    off = [key for key, value in expected.items() if _number(answer[key], value, rel) is not None]
+    return f"the {' and the '.join(off)} {'is' if len(off) == 1 else 'are'} not the changed objective's" if off \
+        else None
+
+
 def _score_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
     """An OOD score (train features (N, D), train labels (N,), query features (M, D)) -> (M,) scores, on a few
     clustered feature sets."""
@@ -167,10 +184,17 @@ CODE_EXERCISES: dict[str, Exercise] = {
     "nt-xent-no-self-mask": Exercise(
         solutions.nt_xent_without_self_mask,
         "copy nt_xent_from_scratch and delete only the masked_fill line; everything else stays", _loss_function),
+    "leaky-attention": Exercise(
+        solutions.leaky_attention,
+        "copy attention and move the mask's diagonal: triu(1) hides j > i, the future", _attention_function),
     "mask-off-by-one": Exercise(
         solutions.mask_off_by_one,
         "each attention layer lets a position see one token further ahead, and the model has several blocks",
         _number),
+    "pool-last-terms": Exercise(
+        solutions.pool_last_terms,
+        'build the objective as the inputs cell does, from config.with_model(pool="last") and after '
+        'torch.manual_seed(SEED), then call it on clean, v1, v2', _terms),
     "pool-last": Exercise(
         solutions.pool_last_changes,
         "which branch reads the pooled representation, and which reads the encoder's whole sequence?", _term),
@@ -188,7 +212,8 @@ CODE_EXERCISES: dict[str, Exercise] = {
         "return their λ sorted", _front_function),
 }
 
-_FUNCTION_COMPARES = (_loss_function, _score_function, _calibration_function, _front_function)  # the answer is a function
+_FUNCTION_COMPARES = (_loss_function, _attention_function, _score_function, _calibration_function,
+                      _front_function)  # the answer is a function
 
 
 def _exercise(name: str) -> Exercise:

@@ -152,7 +152,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
             r = evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
         rows.append({"lam": lam, "objective": objective, **{k: r.get(k) for k in COLUMNS}})  # JSON: λ = ∞ is null
     write_json(results_dir() / config.profile / "tradeoff.json",
-               {"profile": config.profile, "seed": config.train.seed, "rows": rows})
+               {"profile": config.profile, "seed": config.train.seed, "steps": config.train.steps, "rows": rows})
     return rows
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from .config import Config
 
-ESTIMATE_MFU = 0.25  # the utilisation time estimates assume; `make bench` measures the real one
+# The utilisation time estimates assume, per device type. cpu: what `make bench` measured on a 2-core machine
+# (42-48 % of its fp32 matmul peak, results/bench.json; 0.25 made every cpu estimate about twice the real time).
+# cuda: an assumption until a GPU run measures it.
+ESTIMATE_MFU = {"cpu": 0.45, "cuda": 0.25}
 
 
 def model_flops_per_step(config: Config) -> float:
@@ -42,8 +45,8 @@ def head_macs_per_token(config: Config) -> int:
     return m.d_model * m.vocab_size
 
 
-def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU, steps: int | None = None
-                           ) -> float:
+def estimate_train_minutes(config: Config, peak_flops: float, mfu: float = ESTIMATE_MFU["cuda"],
+                           steps: int | None = None) -> float:
     """Minutes of training for ``steps`` (default: all) steps of ``config`` on a device of ``peak_flops``
     FLOP/s running at ``mfu`` of it: model FLOPs per step x steps / achieved FLOP/s (docs/profiles.md)."""
     steps = config.train.steps if steps is None else steps

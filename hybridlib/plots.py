@@ -381,3 +381,44 @@ def retrieval_rows(queries: Tensor, neighbours: dict[str, Tensor], same_class: d
             y = (below.y0 + top.y1) / 2
             fig.add_artist(plt.Line2D([0.01, 0.99], [y, y], color="gray", lw=1.5, transform=fig.transFigure))
     return fig
+
+
+# the architecture, as notebook 1's Mermaid diagram draws it: (label, x, y, branch) per box, then the arrows
+_ARCHITECTURE_BOXES = {
+    "tokens": ("image tokens (B, T)", 0.0, 6.0, "shared"),
+    "embed": ("start token + token and\nposition embeddings (B, T+1, d)", 0.0, 5.0, "shared"),
+    "encoder": ("encoder blocks\n(causal attention)", 0.0, 4.0, "shared"),
+    "pool": ("LayerNorm, mean over positions:\nrepresentation (B, d), read by the probes", -2.2, 3.0, "contrastive"),
+    "proj": ("projection head (B, p)", -2.2, 2.0, "contrastive"),
+    "con": ("NT-Xent on two views:\nL_con", -2.2, 1.0, "contrastive"),
+    "decoder": ("decoder blocks\n(causal attention)", 2.2, 3.0, "generative"),
+    "head": ("LayerNorm, head:\np(next token)", 2.2, 2.0, "generative"),
+    "gen": ("next-token cross-entropy:\nL_gen (bits/dim)", 2.2, 1.0, "generative"),
+    "hybrid": ("hybrid (notebook 4): L = L_gen + λ L_con", 0.0, 0.0, "hybrid"),
+}
+_ARCHITECTURE_ARROWS = [("tokens", "embed"), ("embed", "encoder"), ("encoder", "pool"), ("pool", "proj"),
+                        ("proj", "con"), ("encoder", "decoder"), ("decoder", "head"), ("head", "gen"),
+                        ("con", "hybrid"), ("gen", "hybrid")]
+
+
+def architecture() -> plt.Figure:
+    """The model and where each loss attaches, drawn with matplotlib (for viewers that do not render Mermaid)."""
+    colours = {"shared": "whitesmoke", "hybrid": "honeydew", "contrastive": "aliceblue", "generative": "papayawhip"}
+    edges = {"shared": "dimgray", **{k: MODEL_COLOURS[k] for k in ("contrastive", "generative", "hybrid")}}
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    for label, x, y, branch in _ARCHITECTURE_BOXES.values():
+        ax.text(x, y, label, ha="center", va="center", fontsize=11, zorder=2,
+                bbox=dict(boxstyle="round,pad=0.45", facecolor=colours[branch], edgecolor=edges[branch], lw=1.5))
+    for a, b in _ARCHITECTURE_ARROWS:
+        (_, xa, ya, _), (_, xb, yb, _) = _ARCHITECTURE_BOXES[a], _ARCHITECTURE_BOXES[b]
+        ax.annotate("", xy=(xb, yb + 0.38), xytext=(xa, ya - 0.38), zorder=1,
+                    arrowprops=dict(arrowstyle="-|>", color="dimgray", lw=1.3, shrinkA=0, shrinkB=0))
+    ax.text(-2.2, 4.0, "contrastive\n(notebook 2)", ha="center", va="center", fontsize=11,
+            color=MODEL_COLOURS["contrastive"])
+    ax.text(2.2, 4.0, "generative\n(notebook 3)", ha="center", va="center", fontsize=11,
+            color=MODEL_COLOURS["generative"])
+    ax.set_xlim(-4.2, 4.2)
+    ax.set_ylim(-0.6, 6.6)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -88,14 +88,19 @@ def write_summary(summary: dict[str, Any], out_dir: Path | None = None, figures:
     return out_dir
 
 
-def seeds_markdown(out: dict[str, Any]) -> str:
+def seeds_table(out: dict[str, Any]) -> str:
+    """The models over several seeds (``run_seeds``' output): mean ± standard deviation of each headline number."""
     head = "| model | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
     rows = [head, "|---|" + "---:|" * len(COLUMNS)]
     for name, stats in out["models"].items():
         cells = [f"{stats[c]['mean']:.3f} ± {stats[c]['std']:.3f}" if c in stats else "–" for c in COLUMNS]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def seeds_markdown(out: dict[str, Any]) -> str:
     return "\n".join([f"# Profile `{out['profile']}`, {out['dataset']}, seeds {out['seeds']} (mean ± std)", "",
-                      *rows, "", f"## Claims: each is {RULE}", "", *claim_lines(out["claims"]), ""])
+                      seeds_table(out), "", f"## Claims: each is {RULE}", "", *claim_lines(out["claims"]), ""])
 
 
 def anchors_markdown(out: dict[str, Any]) -> str:

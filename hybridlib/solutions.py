@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import Config, get_config
-from .losses import bits_per_dim, nt_xent
+from .losses import Objective, bits_per_dim, nt_xent
+from .model import HybridTransformer
 
 # --- Notebook 1: data and tokens -------------------------------------------------------------------------------
 
@@ -78,6 +79,15 @@ def bits_per_dim_one_sixteenth() -> float:
     return float(bits_per_dim(-math.log(1 / 16), dims_per_token=4))
 
 
+def leaky_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Notebook 3's ``attention`` with its mask off by one: ``triu(2)`` hides only the positions j > i + 1, so each
+    position also reads the next one. q, k, v: (B, heads, T, head size)."""
+    t = q.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, heads, T, T)
+    ahead = torch.ones(t, t, dtype=torch.bool, device=q.device).triu(2)  # j > i + 1 (triu(1): j > i, the right mask)
+    return scores.masked_fill(ahead, float("-inf")).softmax(dim=-1) @ v
+
+
 def mask_off_by_one(config: Config) -> int:
     """A mask that lets each position see one token ahead (``triu(2)`` instead of ``triu(1)``) leaks one position per
     attention layer, and the leaks add up: after L blocks the prediction at position p has seen inputs up to
@@ -92,12 +102,27 @@ def mask_off_by_one(config: Config) -> int:
 # --- Notebook 4: hybrid -----------------------------------------------------------------------------------------
 
 
+LAMBDA_BATCH = 512  # notebook 4's first exercise: not the profile's batch, so the answer is worked out, not read off
+
+
 def hybrid_lambda() -> float:
     """At initialisation L_gen ~ ln(vocabulary) (uniform over the cpu profile's 4096 tokens) and L_con ~ ln(2N - 1)
-    (the partner among the 2N - 1 other views of a batch of N = 128): the lambda that weighs both terms equally is
-    their ratio."""
+    (the partner among the 2N - 1 other views of a batch of N): the lambda that weighs both terms equally is their
+    ratio. With N = 512, ln 4096 / ln 1023; at the profile's N = 128 it would be ln 4096 / ln 255, near the ratio
+    the notebook measures (an untrained model is close to, not exactly at, uniform)."""
     config = get_config("cpu", "hybrid")
-    return math.log(config.model.vocab_size) / math.log(2 * config.train.batch_size - 1)
+    return math.log(config.model.vocab_size) / math.log(2 * LAMBDA_BATCH - 1)
+
+
+def pool_last_terms(config: Config, clean: Tensor, v1: Tensor, v2: Tensor, seed: int) -> dict[str, float]:
+    """The hybrid's two terms with the last position as the representation, on notebook 4's inputs: the same
+    weights (seeded as the notebook seeds its model; pooling has no weights of its own)."""
+    last = config.with_model(pool="last")
+    torch.manual_seed(seed)
+    objective = Objective(HybridTransformer(last.model), last.train, last.data.dims_per_token)
+    with torch.no_grad():
+        terms = objective(clean, v1, v2)
+    return {key: float(terms[key]) for key in ("gen_nll", "con_loss")}
 
 
 def pool_last_changes() -> str:

@@ -30,7 +30,7 @@ from .config import Config, trains_decoder, validate
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError, NonFiniteLossError, RunDirectoryError
 from .files import remove_stale_temp_files, write_text
-from .flops import estimate_train_minutes
+from .flops import ESTIMATE_MFU, estimate_train_minutes
 from .hardware import autocast_dtype, matmul_peak, resolve_device
 from .model import HybridTransformer
 from .paths import run_dir_for
@@ -277,20 +277,26 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                        samples)
 
 
-def _settings_of(folder: Path) -> Config | None:
-    """The configuration of the run checkpointed in ``folder``, if any."""
-    return Config.from_dict(load_checkpoint(folder)["config"]) if (folder / CHECKPOINT_NAME).exists() else None
+def _checkpoint_in(folder: Path) -> dict[str, Any] | None:
+    """The checkpoint in ``folder``, read, if there is one."""
+    return load_checkpoint(folder) if (folder / CHECKPOINT_NAME).exists() else None
+
+
+def _settings_of(state: dict[str, Any] | None) -> Config | None:
+    """The configuration a checkpoint was trained with (None: no checkpoint)."""
+    return Config.from_dict(state["config"]) if state is not None else None
 
 
 def _same_settings(a: Config | None, b: Config) -> bool:
     return a is not None and not config_differences(a, b, ignore=("steps", "compile"))
 
 
-def _move_run(source: Path, target: Path, steps: int) -> None:
+def _move_run(source: Path, target: Path, steps: int) -> dict[str, Any]:
     """Move the run of ``steps`` steps in ``source`` to ``target``, holding it (not while another process trains in
-    it); CheckpointError where ``target`` is taken, nothing moved."""
+    it): its checkpoint, as read under the hold; CheckpointError where ``target`` is taken, nothing moved."""
     with hold_run_dir(source):
-        saved = _settings_of(source)
+        state = _checkpoint_in(source)
+        saved = _settings_of(state)
         if saved is None or saved.train.steps != steps:  # changed before the folder was ours
             raise CheckpointError(f"{source} changed while hybridlib meant to move it; run again")
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -305,23 +311,26 @@ def _move_run(source: Path, target: Path, steps: int) -> None:
             raise CheckpointError(f"could not move {source} to {target}: {e.strerror}; move it by hand") from None
     print(f"the run of these settings for {steps} steps moved from {source} to {target}, where it belongs now",
           flush=True)
+    return state
 
 
-def _put_runs_in_place(config: Config, out_dir: Path) -> None:
+def _put_runs_in_place(config: Config, out_dir: Path) -> dict[str, Any] | None:
     """Runs named under an earlier default budget, put where :func:`run_dir_for` looks now: a run in ``out_dir`` for
     another number of steps moves to that budget's folder (it is never continued to this one: a model of neither
-    schedule); a run for these steps under the name an earlier default gave it moves into ``out_dir``."""
-    saved = _settings_of(out_dir)
-    if _same_settings(saved, config) and saved.train.steps != config.train.steps:
+    schedule); a run for these steps under the name an earlier default gave it moves into ``out_dir``. Returns the
+    checkpoint ``out_dir`` then holds, read once (None: none)."""
+    state = _checkpoint_in(out_dir)
+    if state is not None:
+        saved = _settings_of(state)
+        if not (_same_settings(saved, config) and saved.train.steps != config.train.steps):
+            return state
         _move_run(out_dir, run_dir_for(saved), saved.train.steps)
-    if (out_dir / CHECKPOINT_NAME).exists():
-        return
     for old in (run_dir_for(config, ignore=("steps",)), run_dir_for(config, always=("steps",))):
         if old != out_dir:
-            saved = _settings_of(old)
+            saved = _settings_of(_checkpoint_in(old))
             if _same_settings(saved, config) and saved.train.steps == config.train.steps:
-                _move_run(old, out_dir, config.train.steps)
-                return
+                return _move_run(old, out_dir, config.train.steps)
+    return None
 
 
 def ensure_trained(config: Config, data: PreparedData | None = None, progress: bool = True,
@@ -336,8 +345,7 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
     default budget are first put where they belong (:func:`_put_runs_in_place`).
     """
     out_dir = run_dir_for(config)
-    _put_runs_in_place(config, out_dir)
-    state = load_checkpoint(out_dir) if (out_dir / CHECKPOINT_NAME).exists() else None
+    state = _put_runs_in_place(config, out_dir)
     done = state["step"] if state is not None else 0
     same = state is not None and _same_settings(Config.from_dict(state["config"]), config)
     if same and done >= config.train.steps:
@@ -362,7 +370,8 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
             f" --seed {seed} --resume`")
     target = resolve_device(device)
     peak = matmul_peak(autocast_dtype(config.train.precision, target) or torch.float32, target)
-    minutes = estimate_train_minutes(config, peak, steps=config.train.steps - (done if same else 0))
+    minutes = estimate_train_minutes(config, peak, ESTIMATE_MFU.get(target.type, ESTIMATE_MFU["cuda"]),
+                                     steps=config.train.steps - (done if same else 0))
     print(f"no finished {objective} model in {out_dir}: training it here (the run of notebooks/"
           f"{NOTEBOOK_OF[objective]}, from step {done if same else 0}), roughly {minutes:.0f} min on this machine "
           "plus compiling", flush=True)

@@ -111,6 +111,12 @@ print(data.train_tokens[0].view(side, side))
 #
 # The contrastive objective never runs the decoder; the generative objective never uses the projection head. Both
 # shape the same encoder, which is why one representation can be compared across the three objectives.
+#
+# The same diagram drawn by the library (`architecture` in [hybridlib/plots.py](../hybridlib/plots.py)), for
+# viewers that do not render Mermaid, Colab among them:
+
+# %%
+plots.architecture();
 
 # %% [markdown]
 # ## Augmented views

@@ -173,7 +173,10 @@ plots.show_images(data.tokenizer.decode(samples.cpu()), nrow=8);
 # Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
 # "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
-# **Exercise 1.** At initialisation on the cpu profile (vocabulary 4096, batch N = 128), which λ makes the two loss terms equal?
+# **Exercise 1.** The cell "the hybrid loss from scratch" measured both terms of an untrained model at the
+# profile's batch. Now predict, without running anything: on the cpu profile's vocabulary (4096 tokens) but with a
+# batch of N = 512 images, which λ makes the two terms equal at initialisation? (What does an untrained model predict
+# for the next token, and for a view's partner among the other views of the batch?)
 
 # %%
 answer = None  # replace with your number
@@ -190,6 +193,7 @@ hl.exercises.check("hybrid-lambda", answer)
 # %%
 terms_last = None  # replace: the terms of the objective with pool="last", on clean, v1, v2
 changed = None  # replace with the name of the term that changed
+hl.exercises.check("pool-last-terms", terms_last, config, clean, v1, v2, SEED)
 hl.exercises.check("pool-last", changed)
 if terms_last is not None:
     print({key: (round(float(terms[key]), 4), round(float(terms_last[key]), 4)) for key in ("gen_nll", "con_loss")})
@@ -213,6 +217,13 @@ print("bits/dim on clean test images: " + ", ".join(f"{k} {v:.3f}" for k, v in t
 # notebook only shows that the mix trains. Notebook 5 tests the claim on held-out data: linear probes, likelihood
 # and out-of-distribution detection (Nalisnick et al., 2019), calibration (Guo et al., 2017) and corruptions
 # (Hendrycks & Dietterich, 2019).
+#
+# **Against the paper.** The paper's hybrid keeps the generative model's performance. Here it does not: on clean
+# test images its bits/dim is about 15 % above the generative model's (the comparison above; 0.959 against 0.834 on
+# the whole test set in notebook 5, committed cpu run, seed 0, 1000 steps), and the gap stayed between 13 and 18 %
+# at every budget of the scaling study, 250 to 2000 steps. The contrastive term takes capacity and gradient the
+# likelihood would have used; a smaller λ narrows the gap at some cost in features (notebook 6). The paper's
+# architecture and λ are not in its abstract, so this is a finding about this design at laptop scale.
 #
 # **What to try next.** Change λ (`LAM = 0.3`; notebook 6 sweeps it), score the generative term on the
 # clean images instead of the views (`GENERATIVE_INPUT = "clean"`), ramp λ up (`OVERRIDES = {"lam_warmup_steps":

@@ -383,9 +383,9 @@ print("precision of the top 5: " + ", ".join(f"{name} {p:.3f}" for name, p in pr
 # ## Verdict
 # The paper's claims, judged on this run's numbers. The rule (`judge` in [hybridlib/claims.py](../hybridlib/claims.py)):
 # a claim is *held* where its gap exceeds the spread, *not held* where it is below minus the spread, *undecided* in
-# between. With one seed the spread is the metric's run-to-run spread with the seed fixed (measured on this profile,
-# `results/<profile>/run_to_run.json`); with three, the larger standard deviation of the two models compared, and
-# never less than the run-to-run spread.
+# between. With one seed the spread is the metric's run-to-run spread with the seed fixed (measured on this profile
+# at 500 steps, one configuration trained on two machines: `results/<profile>/run_to_run.json`); with three, the
+# larger standard deviation of the two models compared, and never less than the run-to-run spread.
 
 # %%
 from hybridlib.claims import claim_lines
@@ -398,7 +398,9 @@ print("\n".join(claim_lines(summary["claims"])))
 # against that spread by the same rule.
 
 # %%
+from IPython.display import display
 from hybridlib.experiments import saved_seeds
+from hybridlib.report import seeds_table
 seeds = saved_seeds(config)
 if seeds is None:
     print("no three-seed results for these settings yet: run `make seeds`")
@@ -407,6 +409,7 @@ else:
     stds = {m: {k: v["std"] for k, v in stats.items()} for m, stats in seeds["models"].items()}
     fig = plots.compare_bars(means, list(SUMMARY_KEYS), errors=stds)
     fig.suptitle(f"seeds {', '.join(map(str, seeds['seeds']))}: mean ± standard deviation", fontsize=12, y=1.04)
+    display(Markdown(seeds_table(seeds)))
     print("\n".join(claim_lines(seeds["claims"])))
 
 # %% [markdown]

@@ -28,13 +28,17 @@
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `LAMS` are the
 # hybrid's weights to train (each a full training run: about 16 minutes each on the cpu profile of a 2-core laptop;
-# runs already trained with the same settings, by notebook 4 or an earlier sweep, are reused). The setup cell after it installs the library
-# on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere
-# (`make lab`).
+# runs already trained with the same settings, by notebook 4 or an earlier sweep, are reused). `STEPS` None is the
+# profile's budget; fewer give a quicker sweep for a class, every run of it trained here (two single objectives and
+# one hybrid per λ, each about STEPS/1000 of its full run's time plus half a minute of compiling and half a minute of
+# evaluation on the cpu profile). `TEMPERATURE` is NT-Xent's τ (None: the profile's). The setup cell after it
+# installs the library on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the
+# kind elsewhere (`make lab`).
 
 # %% tags=["parameters"]
-PROFILE, SEED = None, 0
+PROFILE, SEED, STEPS = None, 0, None
 LAMS = (0.03, 0.1, 0.3, 1.0, 3.0)
+TEMPERATURE = None  # NT-Xent's τ; None: the profile's
 
 # %% [markdown]
 # **Setup**: the configuration, resolved once, and the data.
@@ -46,7 +50,7 @@ if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip"
     raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
 import hybridlib as hl
 
-config, data = hl.setup("hybrid", PROFILE, SEED)
+config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, temperature=TEMPERATURE)
 
 # %% [markdown]
 # ## The sweep
@@ -137,7 +141,7 @@ for r in rows[1:-1]:
 # design is best at this budget the ablations' (`make ablations`, `results/cpu/ablations.md`).
 #
 # **What to try next.** Exercise 3; a second seed (`SEED = 1`) to see how much of the curve's shape is noise; a
-# sweep at another temperature (`hl.setup("hybrid", PROFILE, SEED, temperature=0.5)` in the setup cell).
+# sweep at another temperature (`TEMPERATURE = 0.5` in the parameters cell).
 
 # %% [markdown]
 # ## References

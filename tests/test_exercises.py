@@ -37,7 +37,11 @@ SWEEP = [{"lam": lam, "linear_probe_acc": acc} for lam, acc in
          ((0.0, 0.70), (0.1, 0.74), (1.0, 0.78), (3.0, 0.76), (math.inf, 0.77))]
 MODELS = {"contrastive": {"corruption_acc_mean": 0.61}, "generative": {"corruption_acc_mean": 0.56},
           "hybrid": {"corruption_acc_mean": 0.60}, "raw_pixels": {"corruption_acc_mean": 0.60}}
-GIVEN = {"best-lambda-probe": (SWEEP,), "most-robust": (MODELS,)}
+# and notebook 4's inputs, on the smoke profile: its configuration, a batch of clean tokens and two views, the seed
+_SMOKE = get_config("smoke", "hybrid")
+_TOKENS = torch.randint(0, _SMOKE.model.vocab_size, (3, 8, _SMOKE.model.seq_len),
+                        generator=torch.Generator().manual_seed(0))
+GIVEN = {"best-lambda-probe": (SWEEP,), "most-robust": (MODELS,), "pool-last-terms": (_SMOKE, *_TOKENS, 0)}
 
 
 def configs():
@@ -54,6 +58,8 @@ def right_answer(name: str, *given):
         return tuple(solutions.one_by_one_patches(*given).values())
     if name == "nt-xent-no-self-mask":
         return solutions.nt_xent_without_self_mask
+    if name == "leaky-attention":
+        return solutions.leaky_attention
     if name == "class-mean-ood":
         return solutions.class_mean_distance
     if name == "ece-equal-mass":
@@ -97,6 +103,16 @@ def wrong_answers(name: str, *given) -> list:
                 raises, 0.05]
     if name == "pool-last":
         return ["gen_nll", "generative", "both", 0]
+    if name == "leaky-attention":
+        return [lambda q, k, v: _attention(q, k, v, 1), lambda q, k, v: _attention(q, k, v, 3),
+                lambda q, k, v: (q @ k.transpose(-2, -1)).softmax(-1) @ v, lambda q, k, v: v[..., :1], 0]
+    if name == "pool-last-terms":
+        config, clean, v1, v2, seed = given
+        torch.manual_seed(seed)  # the objective as the notebook builds it, pool left at "mean": the change not made
+        with torch.no_grad():
+            mean = Objective(HybridTransformer(config.model), config.train, config.data.dims_per_token)(clean, v1, v2)
+        return [{k: float(mean[k]) for k in right}, solutions.pool_last_terms(config, clean, v1, v2, seed + 1),
+                {"gen_nll": right["gen_nll"]}, "con_loss"]
     if name == "most-robust":
         return ["hybrid", "raw pixels", 0.61, ["contrastive"]]
     if name == "best-lambda-probe":
@@ -257,6 +273,14 @@ def test_a_mask_off_by_one_leaks_one_position_per_block(layers):
     assert is_correct("mask-off-by-one", right - leaky, config)
 
 
+def test_the_leaky_attention_is_torchs_attention_with_the_next_position_let_in():
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 7, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    allowed = torch.ones(7, 7, dtype=torch.bool).tril(1)  # j <= i + 1
+    torch.testing.assert_close(solutions.leaky_attention(q, k, v),
+                               F.scaled_dot_product_attention(q, k, v, attn_mask=allowed))
+
+
 def test_pooling_the_last_position_moves_only_the_contrastive_term():
     config = get_config("smoke", "hybrid")
     tokens = [torch.randint(0, config.model.vocab_size, (8, config.model.seq_len)) for _ in range(3)]
@@ -269,6 +293,8 @@ def test_pooling_the_last_position_moves_only_the_contrastive_term():
     assert torch.equal(terms["mean"]["gen_nll"], terms["last"]["gen_nll"])
     assert not torch.equal(terms["mean"]["con_loss"], terms["last"]["con_loss"])
     assert is_correct("pool-last", "con_loss") and solutions.pool_last_changes() == "con_loss"
+    last = solutions.pool_last_terms(config, *tokens, 0)
+    assert last == {key: float(terms["last"][key]) for key in ("gen_nll", "con_loss")}
 
 
 def test_the_class_mean_score_with_one_image_per_class_is_the_nearest_neighbour_distance():

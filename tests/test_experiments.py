@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from hybridlib import solutions
 from hybridlib.config import get_config
 from hybridlib.exercises import EXERCISES, is_correct
 from hybridlib.evaluate import EVAL_PROTOCOL
@@ -75,7 +76,7 @@ def test_exercise_answers():
 def test_the_lambda_answer_weighs_the_two_initial_losses_equally():
     """The λ exercise's answer is read off the formula ln(V) / ln(2N - 1); the check here is against the
     losses an untrained cpu-profile model really has (random tokens, random views), not the formula again."""
-    config = get_config("cpu", "hybrid")
+    config = get_config("cpu", "hybrid").with_train(batch_size=solutions.LAMBDA_BATCH)  # the exercise's batch
     torch.manual_seed(0)
     objective = Objective(HybridTransformer(config.model), config.train, config.data.dims_per_token)
     tokens = [torch.randint(0, config.model.vocab_size, (config.train.batch_size, config.model.seq_len))

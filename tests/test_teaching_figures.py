@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.colors import to_rgba
-from matplotlib.text import Text
+from matplotlib.text import Annotation, Text
 
 from hybridlib import plots
 from hybridlib.config import ModelConfig
@@ -125,3 +125,11 @@ def test_compare_bars_says_when_an_axis_does_not_start_at_zero():
     notes = [t.get_text() for t in plots.compare_bars(models, ["acc"]).texts]
     assert notes == ["the y axes do not start at 0"]
     assert plots.compare_bars({"a": {"x": 0.01}, "b": {"x": 0.5}}, ["x"]).texts == []
+
+
+def test_the_architecture_figure_draws_every_box_and_where_each_loss_attaches():
+    ax = plots.architecture().axes[0]
+    labels = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
+    assert all(label in labels for label, *_ in plots._ARCHITECTURE_BOXES.values())
+    assert sum("L_con" in t for t in labels) == 2 and sum("L_gen" in t for t in labels) == 2  # its loss and the sum
+    assert len([t for t in ax.texts if isinstance(t, Annotation)]) == len(plots._ARCHITECTURE_ARROWS)

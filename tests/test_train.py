@@ -150,6 +150,19 @@ def test_runs_named_under_an_earlier_default_budget_are_put_where_they_belong(tm
     assert load_checkpoint(run_dir_for(today))["step"] == short.train.steps and not run_dir_for(short).exists()
 
 
+def test_a_finished_run_in_its_folder_is_read_once(tmp_path, smoke_data, monkeypatch):
+    """Opening a notebook on a finished run reads its checkpoint once, not once to check where it belongs and again
+    to load it."""
+    monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
+    config = get_config("smoke", "contrastive")
+    trained = train(config, run_dir_for(config), progress=False, data=smoke_data)
+    reads = []
+    monkeypatch.setattr("hybridlib.train.load_checkpoint", lambda path: reads.append(path) or load_checkpoint(path))
+    got = ensure_trained(config, smoke_data, progress=False, train_missing=False)
+    assert len(reads) == 1 and got.out_dir == run_dir_for(config)
+    assert state_dicts_equal(got.model.state_dict(), trained.model.state_dict())
+
+
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
     cfg = get_config("smoke", steps=100, warmup_steps=10, min_lr_ratio=0.1).train
     factors = [lr_factor(s, cfg) for s in range(100)]
