@@ -60,12 +60,15 @@ def verdict(g: float, spread: float) -> str:
     return "held" if g > spread else "not held" if g < -spread else "undecided"
 
 
+HELD = {"held": True, "not held": False, "undecided": None}  # a verdict as a yes/no, None where the spread cannot tell
+
+
 def judge(claim: Claim, values: list[float], others: list[float], floor: float = 0.0) -> dict[str, Any]:
     """One claim judged on per-seed values of its two models (one value each: a single seed); ``floor``: the
     metric's run-to-run spread, the least the spread can be."""
     spread = max(floor, *(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in (values, others)))
     g = gap(claim, float(np.mean(values)), float(np.mean(others)))
-    return {**asdict(claim), "gap": g, "spread": spread, "verdict": verdict(g, spread),
+    return {**asdict(claim), "gap": g, "spread": spread, "verdict": verdict(g, spread), "held": HELD[verdict(g, spread)],
             "evidence": f"{claim.metric.replace('_', ' ')}: {claim.model} {np.mean(values):.4g} vs "
                         f"{claim.other} {np.mean(others):.4g}"}
 

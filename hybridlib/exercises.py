@@ -87,8 +87,11 @@ def _attention_function(answer: Any, expected: Callable[..., Any], rel: float) -
 
 def _terms(answer: Any, expected: dict[str, float], rel: float) -> str | None:
     """An objective's terms ("gen_nll", "con_loss"), as the objective returns them (a dict of numbers)."""
-    if not isinstance(answer, dict) or any(key not in answer for key in expected):
-        return f"expected the objective's terms, a dict with {' and '.join(expected)}, got {type(answer).__name__}"
+    if not isinstance(answer, dict):
+        return f"expected the objective's terms, a dict with {' and '.join(expected)}, got {answer!r}"
+    missing = [key for key in expected if key not in answer]
+    if missing:
+        return f"the terms have no {' and no '.join(missing)}"
     off = [key for key, value in expected.items() if _number(answer[key], value, rel) is not None]
     return f"the {' and the '.join(off)} {'is' if len(off) == 1 else 'are'} not the changed objective's" if off \
         else None

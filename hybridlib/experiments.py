@@ -19,7 +19,7 @@ from .config import OBJECTIVES, Config, EvalConfig, trains_decoder
 from .data import PreparedData, prepare_data
 from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_baselines, evaluate_model
 from .files import json_text, write_json, write_text
-from .paths import results_dir
+from .paths import results_dir, results_stem
 from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
 from .train import TrainResult, ensure_trained
 
@@ -139,7 +139,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
                  ) -> list[dict[str, Any]]:
     """Hybrid runs at several λ between the two single objectives (the endpoints: generative-only at
     λ = 0 and contrastive-only at λ = ∞). One row per run with its headline numbers; written to
-    results/<profile>/tradeoff.json."""
+    results/<profile>/tradeoff.json (another name for other settings or seeds: :func:`results_stem`)."""
     data = prepare_data(config.data)
     summary = saved_summary(config)  # the three main runs, evaluated by `make reproduce`
     rows = []
@@ -151,7 +151,7 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
             run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
             r = evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
         rows.append({"lam": lam, "objective": objective, **{k: r.get(k) for k in COLUMNS}})  # JSON: λ = ∞ is null
-    write_json(results_dir() / config.profile / "tradeoff.json",
+    write_json(results_dir() / config.profile / f"{results_stem('tradeoff', config)}.json",
                {"profile": config.profile, "seed": config.train.seed, "steps": config.train.steps, "rows": rows})
     return rows
 
@@ -188,11 +188,16 @@ def _img_per_s(history: list[dict[str, float]]) -> float:
 
 
 def bits_anchors(config: Config) -> dict[str, Any]:
-    """The bits/dim anchors (:mod:`hybridlib.anchors`) of ``config``'s test set, written to
-    results/<profile>/anchors.json and anchors.md."""
+    """The bits/dim anchors (:mod:`hybridlib.anchors`) of ``config``'s test set, beside the trained decoders of
+    summary.json where it holds ``config``'s run (`make reproduce`), written to results/<profile>/anchors.json and
+    anchors.md."""
     data = prepare_data(config.data)
+    summary = saved_summary(config)
+    models = {name: {"bits_per_dim": m["test_bits_per_dim"], "steps": summary["steps"], "seed": summary["seed"]}
+              for name, m in summary["models"].items() if m.get("test_bits_per_dim") is not None} if summary else {}
     out = {"profile": config.profile, "dataset": config.data.dataset, "image_size": config.data.image_size,
-           "levels": config.data.levels, "test_images": len(data.test_images), "bits_per_dim": bits_per_dim_anchors(data)}
+           "levels": config.data.levels, "test_images": len(data.test_images), "bits_per_dim": bits_per_dim_anchors(data),
+           "models": models}
     write_json(results_dir() / config.profile / "anchors.json", out)
     write_text(results_dir() / config.profile / "anchors.md", anchors_markdown(out))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .config import Config
 
 # The utilisation time estimates assume, per device type. cpu: what `make bench` measured on a 2-core machine
-# (42-48 % of its fp32 matmul peak, results/bench.json; 0.25 made every cpu estimate about twice the real time).
+# (41-48 % of its fp32 matmul peak, results/bench.json; 0.25 made cpu estimates 1.8-2.8x the real time).
 # cuda: an assumption until a GPU run measures it.
 ESTIMATE_MFU = {"cpu": 0.45, "cuda": 0.25}
 

@@ -52,3 +52,11 @@ def run_dir_for(config: Config, ignore: tuple[str, ...] = (), always: tuple[str,
                if key not in _NOT_IN_NAMES + ignore
                and (key in always or getattr(getattr(default, section), key) != value)]
     return run_dir(config.profile, "-".join([config.train.objective, *changed]), config.train.seed)
+
+
+def results_stem(stem: str, config: Config) -> str:
+    """A result file's name for ``config``: ``stem`` for the profile's own settings at seed 0 (the committed results),
+    else with the other settings and the seed appended (``tradeoff-steps100-seed1``), so a variant never replaces
+    them."""
+    variant = run_dir_for(config).name.removeprefix(config.train.objective)
+    return stem + variant + (f"-seed{config.train.seed}" if config.train.seed else "")

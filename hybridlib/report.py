@@ -12,7 +12,8 @@ from . import plots
 from .claims import RULE, claim_lines
 from .evaluate import SUMMARY_KEYS
 from .files import write_json, write_text
-from .paths import results_dir
+from .config import Config
+from .paths import results_dir, results_stem
 
 COLUMNS = SUMMARY_KEYS + ("test_bits_per_dim",)
 
@@ -110,9 +111,13 @@ def anchors_markdown(out: dict[str, Any]) -> str:
             "context4": "counts of the next pixel given left, up-left, up, up-right (add-one)",
             "context6": "the same given six neighbours (adding two-left, two-up)"}
     rows = [f"| {name} | {value:.3f} | {what[name]} |" for name, value in out["bits_per_dim"].items()]
+    best = min(out["bits_per_dim"].values())
+    models = [f"| **{name}** | {m['bits_per_dim']:.3f} | the trained decoder ({m['steps']} steps, seed {m['seed']}): "
+              f"{abs(1 - m['bits_per_dim'] / best):.0%} {'below' if m['bits_per_dim'] < best else 'above'} the best "
+              "anchor |" for name, m in out.get("models", {}).items()]
     return "\n".join([f"# Bits/dim anchors: profile `{out['profile']}`, {out['dataset']} {out['image_size']}x"
                       f"{out['image_size']}, {out['levels']} levels, {out['test_images']} test images", "",
-                      "| anchor | bits/dim | what |", "|---|---:|---|", *rows, ""])
+                      "| anchor | bits/dim | what |", "|---|---:|---|", *rows, *models, ""])
 
 
 def heads_markdown(out: dict[str, Any]) -> str:
@@ -129,12 +134,12 @@ def heads_markdown(out: dict[str, Any]) -> str:
                       "(steps scaled by the measured images per second).", "", *rows, ""])
 
 
-def tradeoff_figure(rows: list[dict[str, Any]], profile: str | None = None) -> plt.Figure:
-    """The λ sweep (:func:`hybridlib.plots.tradeoff_plot`), saved to results/<profile>/figures/tradeoff.png
-    when a profile is given."""
+def tradeoff_figure(rows: list[dict[str, Any]], config: Config | None = None) -> plt.Figure:
+    """The λ sweep (:func:`hybridlib.plots.tradeoff_plot`), saved to results/<profile>/figures/tradeoff.png when
+    the sweep's configuration is given (another name for other settings or seeds: :func:`results_stem`)."""
     fig = plots.tradeoff_plot(rows, ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean", "test_bits_per_dim"))
-    if profile is not None:
-        out = results_dir() / profile / "figures" / "tradeoff.png"
+    if config is not None:
+        out = results_dir() / config.profile / "figures" / f"{results_stem('tradeoff', config)}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         plots.save(fig, out, close=False)
     return fig
@@ -221,6 +226,8 @@ def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
     return "\n".join([f"# Scaling: profile `{out['profile']}`, {out['dataset']}", "",
                       "Every objective at each training budget (steps of the profile's batch); mean ± standard "
                       "deviation over the seeds listed. Equal compute compares a claim's model with the other "
-                      "model's run whose training FLOPs are nearest (the ratio is given).", "", *rows, "",
+                      "model's run whose training FLOPs are nearest (the ratio is given), where that is within "
+                      f"{out['compute_match']:g}x; a budget without such a run has no equal-compute row.", "", *rows,
+                      "",
                       f"## The claims by budget: each is {RULE}", "", *claims, *pending, "",
                       *[f"![{name}](figures/{name}.png)\n" for name in figures]])

@@ -118,8 +118,9 @@ def pool_last_terms(config: Config, clean: Tensor, v1: Tensor, v2: Tensor, seed:
     """The hybrid's two terms with the last position as the representation, on notebook 4's inputs: the same
     weights (seeded as the notebook seeds its model; pooling has no weights of its own)."""
     last = config.with_model(pool="last")
-    torch.manual_seed(seed)
-    objective = Objective(HybridTransformer(last.model), last.train, last.data.dims_per_token)
+    with torch.random.fork_rng():  # checking an answer leaves the notebook's random state as it was
+        torch.manual_seed(seed)
+        objective = Objective(HybridTransformer(last.model), last.train, last.data.dims_per_token)
     with torch.no_grad():
         terms = objective(clean, v1, v2)
     return {key: float(terms[key]) for key in ("gen_nll", "con_loss")}

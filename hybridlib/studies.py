@@ -199,6 +199,10 @@ def _write_ablations(out: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- scaling
 
 SCALING_STEPS = (250, 500, 1000, 2000)
+# an equal-compute partner at most this factor off in training FLOPs: the budgets double, so a claim's model with a
+# run of the other model on each side is at most 1.41x off; at the largest budget the nearest run may be 2.5x off,
+# which is not equal compute, and that row is left out
+COMPUTE_MATCH = 1.5
 SCALING_SEEDS = {250: (0,), 500: (0, 1, 2), 1000: (0, 1, 2), 2000: (0, 1, 2)}
 
 
@@ -219,7 +223,7 @@ def run_scaling(config: Config, steps: tuple[int, ...] = SCALING_STEPS,
     pixels = raw_pixels(config, data)
     runs: dict[tuple[str, int, int], dict[str, Any]] = {}
     out: dict[str, Any] = {"profile": config.profile, "dataset": config.data.dataset, "rows": [], "pending": [],
-                           "raw_pixels": {k: pixels.get(k) for k in ROW_KEYS}}
+                           "raw_pixels": {k: pixels.get(k) for k in ROW_KEYS}, "compute_match": COMPUTE_MATCH}
     for n_steps, seed in scaling_order(steps, seeds):
         for objective in OBJECTIVES:
             run_config = config.with_train(objective=objective, steps=n_steps, seed=seed)
@@ -241,7 +245,7 @@ def scaling_claims(runs: dict[tuple[str, int, int], dict[str, Any]], pixels: dic
                    floors: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Each claim judged at every budget with all three objectives on at least one seed: at equal steps
     (every model at that budget) and at equal compute (the claim's model at that budget against the other
-    model's run whose training FLOPs are nearest, with their ratio)."""
+    model's run whose training FLOPs are nearest, with their ratio, where that is within ``COMPUTE_MATCH``)."""
     budgets = sorted({s for _, s, _ in runs})
     out = []
     for n_steps in budgets:
@@ -260,12 +264,14 @@ def scaling_claims(runs: dict[tuple[str, int, int], dict[str, Any]], pixels: dic
             other_steps = [s for (o, s, seed) in runs if o == claim.other and seed in seeds]
             match = min(set(other_steps), key=lambda s: abs(math.log(runs[(claim.other, s, seeds[0])]["train_pflops"]
                                                                       / flops)))
+            ratio = runs[(claim.other, match, seeds[0])]["train_pflops"] / flops
+            if abs(math.log(ratio)) > math.log(COMPUTE_MATCH):
+                continue
             matched_seeds = [seed for seed in seeds if (claim.other, match, seed) in runs]
             per_seed = align_ood([{claim.model: runs[(claim.model, n_steps, seed)],
                                    claim.other: runs[(claim.other, match, seed)]} for seed in matched_seeds])
             for c in judge_all(per_seed, floors):
                 if c["id"] == claim.id:
-                    ratio = runs[(claim.other, match, seeds[0])]["train_pflops"] / flops
                     out.append({"steps": n_steps, "seeds": matched_seeds, "budget": "equal compute",
                                 "other_steps": match, "compute_ratio": ratio, **c})
     return out

@@ -370,6 +370,7 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
             f" --seed {seed} --resume`")
     target = resolve_device(device)
     peak = matmul_peak(autocast_dtype(config.train.precision, target) or torch.float32, target)
+    # devices without a measured utilisation (mps ...) get the accelerator's assumption
     minutes = estimate_train_minutes(config, peak, ESTIMATE_MFU.get(target.type, ESTIMATE_MFU["cuda"]),
                                      steps=config.train.steps - (done if same else 0))
     print(f"no finished {objective} model in {out_dir}: training it here (the run of notebooks/"

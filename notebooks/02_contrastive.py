@@ -225,8 +225,8 @@ print(f"the run covered {(loss0 - final) / (loss0 - floor):.0%} of the way from 
 # **Against the paper.** The paper starts from contrastive features being the more discriminative ones. At this
 # scale they are not: in the committed cpu run (seed 0, 1000 steps) this model's linear probe, 0.798, is level with
 # the generative model's, 0.802, and below a probe on the raw pixels, 0.817 (notebook 5; over three seeds 0.796 ±
-# 0.003 against 0.802 ± 0.002). Where it does lead is kNN accuracy (0.788 against 0.745): its features cluster by
-# class. A thousand steps of 128 small images is a tiny budget for contrastive learning, which SimCLR trains for
+# 0.003 against 0.802 ± 0.002). Where it does lead the generative model is kNN accuracy (0.788 against 0.745): its
+# features cluster by class. A thousand steps of 128 small images is a tiny budget for contrastive learning, which SimCLR trains for
 # hundreds of epochs with batches of thousands; how the gap moves with budget is the scaling study's question
 # (`make scaling`).
 #

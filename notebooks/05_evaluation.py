@@ -384,8 +384,8 @@ print("precision of the top 5: " + ", ".join(f"{name} {p:.3f}" for name, p in pr
 # The paper's claims, judged on this run's numbers. The rule (`judge` in [hybridlib/claims.py](../hybridlib/claims.py)):
 # a claim is *held* where its gap exceeds the spread, *not held* where it is below minus the spread, *undecided* in
 # between. With one seed the spread is the metric's run-to-run spread with the seed fixed (measured on this profile
-# at 500 steps, one configuration trained on two machines: `results/<profile>/run_to_run.json`); with three, the
-# larger standard deviation of the two models compared, and never less than the run-to-run spread.
+# at 500 steps, one configuration trained on two machines in two precisions: `results/<profile>/run_to_run.json`);
+# with three, the larger standard deviation of the two models compared, and never less than the run-to-run spread.
 
 # %%
 from hybridlib.claims import claim_lines
@@ -398,6 +398,7 @@ print("\n".join(claim_lines(summary["claims"])))
 # against that spread by the same rule.
 
 # %%
+import matplotlib.pyplot as plt
 from IPython.display import display
 from hybridlib.experiments import saved_seeds
 from hybridlib.report import seeds_table
@@ -409,6 +410,8 @@ else:
     stds = {m: {k: v["std"] for k, v in stats.items()} for m, stats in seeds["models"].items()}
     fig = plots.compare_bars(means, list(SUMMARY_KEYS), errors=stds)
     fig.suptitle(f"seeds {', '.join(map(str, seeds['seeds']))}: mean ± standard deviation", fontsize=12, y=1.04)
+    display(fig)  # the figure first, then the same numbers as a table
+    plt.close(fig)
     display(Markdown(seeds_table(seeds)))
     print("\n".join(claim_lines(seeds["claims"])))
 

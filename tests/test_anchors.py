@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hybridlib.anchors import NEIGHBOURS, compressed_bits_per_dim, context_bits_per_dim, contexts, levels_of
+from hybridlib.report import anchors_markdown
 from hybridlib.tokenizer import GrayTokenizer
 
 
@@ -46,3 +47,14 @@ def test_compressed_size_and_quantization():
 def test_the_levels_are_the_tokenizers():
     images = torch.rand(3, 1, 6, 6)
     assert np.array_equal(levels_of(images, 8), GrayTokenizer(8).quantize(images)[:, 0].numpy())
+
+
+def test_the_anchors_table_puts_the_trained_decoders_beside_the_best_anchor():
+    out = {"profile": "cpu", "dataset": "fashion-mnist", "image_size": 14, "levels": 8, "test_images": 10,
+           "bits_per_dim": {"uniform": 3.0, "xz": 1.4, "bz2": 1.6, "context4": 1.1, "context6": 1.0},
+           "models": {"generative": {"bits_per_dim": 0.8, "steps": 1000, "seed": 0},
+                      "hybrid": {"bits_per_dim": 1.05, "steps": 1000, "seed": 0}}}
+    table = anchors_markdown(out)
+    assert "| **generative** | 0.800 | the trained decoder (1000 steps, seed 0): 20% below the best anchor |" in table
+    assert "| **hybrid** | 1.050 | the trained decoder (1000 steps, seed 0): 5% above the best anchor |" in table
+    assert "**" not in anchors_markdown({**out, "models": {}})  # no run of these settings: the anchors alone

@@ -74,6 +74,9 @@ def test_a_single_seed_gap_inside_the_run_to_run_spread_decides_nothing():
     assert verdicts(models)["c1"] == "held"  # no floor: any gap decides one seed
     floored = {c["id"]: c for c in judge_all([models], {"linear_probe_acc": 0.006})}
     assert floored["c1"]["verdict"] == "undecided" and floored["c1"]["spread"] == 0.006
+    assert floored["c1"]["held"] is None and verdicts(models)["c1"] == "held"
+    worse_bits = fake_models(hybrid__linear_probe_acc=0.705, hybrid__test_bits_per_dim=1.1)  # 10 % behind
+    assert [c["held"] for c in judge_all([worse_bits]) if c["id"] in ("c1", "c3")] == [True, False]  # as yes/no
     assert floored["c2"]["spread"] == 0.0  # a floor belongs to its metric only
     seeds = [fake_models(hybrid__linear_probe_acc=0.72 + d) for d in (-0.01, 0.0, 0.01)]
     c1 = next(c for c in judge_all(seeds, {"linear_probe_acc": 0.006}) if c["id"] == "c1")

@@ -291,7 +291,8 @@ def test_pooling_the_last_position_moves_only_the_contrastive_term():
         with torch.no_grad():
             terms[pool] = Objective(HybridTransformer(c.model), c.train, c.data.dims_per_token)(*tokens)
     assert torch.equal(terms["mean"]["gen_nll"], terms["last"]["gen_nll"])
-    assert not torch.equal(terms["mean"]["con_loss"], terms["last"]["con_loss"])
+    # apart by more than the check's tolerance: an answer with the change not made is not taken for the right one
+    assert not math.isclose(terms["mean"]["con_loss"], terms["last"]["con_loss"], rel_tol=1e-3)
     assert is_correct("pool-last", "con_loss") and solutions.pool_last_changes() == "con_loss"
     last = solutions.pool_last_terms(config, *tokens, 0)
     assert last == {key: float(terms["last"][key]) for key in ("gen_nll", "con_loss")}

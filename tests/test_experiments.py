@@ -12,7 +12,8 @@ from hybridlib.evaluate import EVAL_PROTOCOL
 from hybridlib.experiments import run_seeds, saved_seeds, saved_summary
 from hybridlib.losses import Objective
 from hybridlib.model import HybridTransformer
-from hybridlib.paths import results_dir
+from hybridlib.paths import results_dir, results_stem
+from hybridlib.report import COLUMNS, tradeoff_figure
 
 
 def test_a_saved_summary_is_reused_only_for_the_same_configuration(tmp_path, monkeypatch):
@@ -87,3 +88,16 @@ def test_the_lambda_answer_weighs_the_two_initial_losses_equally():
     answer = EXERCISES["hybrid-lambda"][0]()
     assert answer == pytest.approx(ratio, rel=0.1)
     assert is_correct("hybrid-lambda", answer) and not is_correct("hybrid-lambda", ratio * 1.5)
+
+
+def test_a_sweep_with_other_settings_is_saved_beside_the_committed_one(tmp_path, monkeypatch):
+    """Notebook 6 with a short STEPS (a class) or another seed must not replace the committed sweep's files."""
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
+    base = get_config("smoke", "hybrid")
+    assert results_stem("tradeoff", base) == "tradeoff"
+    assert results_stem("tradeoff", base.with_train(steps=10)) == "tradeoff-steps10"
+    assert results_stem("tradeoff", base.with_train(seed=1, temperature=0.5)) == "tradeoff-temperature0.5-seed1"
+    rows = [{"lam": lam, **{key: 0.5 for key in COLUMNS}} for lam in (0.0, 1.0)]
+    rows.append({"lam": math.inf, **{key: 0.5 for key in COLUMNS}, "test_bits_per_dim": None})
+    tradeoff_figure(rows, base.with_train(steps=10))
+    assert [p.name for p in (tmp_path / "smoke" / "figures").iterdir()] == ["tradeoff-steps10.png"]

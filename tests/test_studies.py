@@ -78,6 +78,8 @@ def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypa
     assert {c["id"] for c in at10} == {"a", "b", "c1", "c2", "c3", "check"} and all(c["seeds"] == [0, 1] for c in at10)
     compute = {c["id"]: c for c in out["claims"] if c["budget"] == "equal compute" and c["steps"] == 5}
     assert compute["c3"]["other_steps"] == 10 and compute["c3"]["compute_ratio"] < 1.5  # the hybrid costs ~2x
+    at_the_top = [c for c in out["claims"] if c["budget"] == "equal compute" and c["steps"] == 10]
+    assert "c3" not in {c["id"] for c in at_the_top}  # its nearest partner, generative at 10 steps, is 2x off
     folder = results_dir() / "smoke"
     assert json.loads((folder / "scaling.json").read_text())["rows"] == out["rows"]
     assert (folder / "figures" / "scaling_metrics.png").exists() and (folder / "figures" / "scaling_claims.png").exists()
