@@ -68,7 +68,8 @@ def judge(claim: Claim, values: list[float], others: list[float], floor: float =
     metric's run-to-run spread, the least the spread can be."""
     spread = max(floor, *(float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in (values, others)))
     g = gap(claim, float(np.mean(values)), float(np.mean(others)))
-    return {**asdict(claim), "gap": g, "spread": spread, "verdict": verdict(g, spread), "held": HELD[verdict(g, spread)],
+    v = verdict(g, spread)
+    return {**asdict(claim), "gap": g, "spread": spread, "verdict": v, "held": HELD[v],
             "evidence": f"{claim.metric.replace('_', ' ')}: {claim.model} {np.mean(values):.4g} vs "
                         f"{claim.other} {np.mean(others):.4g}"}
 

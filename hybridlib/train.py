@@ -117,7 +117,7 @@ def _prepare_out_dir(out_dir: Path, config: Config, resume: bool, overwrite: boo
             f"{out_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
         )
     state = load_checkpoint(ckpt_path)
-    diffs = config_differences(Config.from_dict(state["config"]), config, ignore=("steps", "compile"))
+    diffs = _setting_differences(_settings_of(state), config)
     if diffs:
         raise CheckpointError(f"cannot resume {ckpt_path}: it was trained with a different configuration ("
                               + "; ".join(diffs) + "); use another --out or pass --overwrite")
@@ -287,8 +287,14 @@ def _settings_of(state: dict[str, Any] | None) -> Config | None:
     return Config.from_dict(state["config"]) if state is not None else None
 
 
+def _setting_differences(a: Config, b: Config) -> list[str]:
+    """What keeps a run of ``a`` from being one of ``b`` (its budget, which a resume may grow, and whether it
+    compiles aside)."""
+    return config_differences(a, b, ignore=("steps", "compile"))
+
+
 def _same_settings(a: Config | None, b: Config) -> bool:
-    return a is not None and not config_differences(a, b, ignore=("steps", "compile"))
+    return a is not None and not _setting_differences(a, b)
 
 
 def _move_run(source: Path, target: Path, steps: int) -> dict[str, Any]:
@@ -347,7 +353,7 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
     out_dir = run_dir_for(config)
     state = _put_runs_in_place(config, out_dir)
     done = state["step"] if state is not None else 0
-    same = state is not None and _same_settings(Config.from_dict(state["config"]), config)
+    same = _same_settings(_settings_of(state), config)
     if same and done >= config.train.steps:
         model = HybridTransformer(config.model)
         model.load_state_dict(state["model"])  # checked by load_checkpoint
