@@ -51,12 +51,12 @@ variants = {
                                                                     dtype=torch.qint8),
 }
 embeds = {name: model_embedding(m, data, config.eval.eval_batch_size) for name, m in variants.items()}
-ref_features, ref_bits = embeds["fp32"](test_x, True)
-ref_acc = probe_accuracy(embeds["fp32"])
+measured = {name: (*embed(test_x, True), probe_accuracy(embed)) for name, embed in embeds.items()}
+ref_features, ref_bits, ref_acc = measured["fp32"]
 print(f"{profile}, {torch.get_num_threads()} threads, batches of {config.eval.eval_batch_size}")
-for name, embed in embeds.items():
-    features, bits = embed(test_x, True)
+for name, (features, bits, acc) in measured.items():
     drift = ((features - ref_features).norm(dim=1) / ref_features.norm(dim=1)).max().item()
+    embed = embeds[name]
     print(f"{name:22s} encoder {images_per_s(embed, False):5.0f} img/s, encoder + decoder "
           f"{images_per_s(embed, True):5.0f} img/s; feature drift {drift:.4f}, bits/dim {bits.mean():.4f} "
-          f"(fp32 {ref_bits.mean():.4f}), probe {probe_accuracy(embed):.4f} (fp32 {ref_acc:.4f})", flush=True)
+          f"(fp32 {ref_bits.mean():.4f}), probe {acc:.4f} (fp32 {ref_acc:.4f})", flush=True)
