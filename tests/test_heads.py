@@ -7,7 +7,7 @@ import torch
 from hybridlib.checkpoint import load_model
 from hybridlib.config import ModelConfig, get_config, parameter_count
 from hybridlib.flops import head_macs_per_token
-from hybridlib.heads import JointHead, PixelHead
+from hybridlib.heads import NLL_ROWS, JointHead, PixelHead
 from hybridlib.model import HybridTransformer
 from hybridlib.tokenizer import GrayTokenizer
 from hybridlib.train import train
@@ -69,6 +69,19 @@ def test_sampling_follows_the_distribution():
     draws = head.sample(s.expand(20_000, 8), 1.0, g)
     freq = torch.bincount(draws, minlength=16).float() / len(draws)
     assert torch.allclose(freq, expected, atol=0.015)
+
+
+@torch.no_grad()
+def test_the_joint_heads_nll_in_chunks_is_the_one_pass_cross_entropy():
+    """Rows spanning several chunks and a partial one: the same number for every token as one (B*T, V) pass."""
+    torch.manual_seed(0)
+    head = JointHead(ModelConfig(vocab_size=64, d_model=8))
+    b, t = 3, NLL_ROWS // 2 + 7  # 3 * t rows: one full chunk, then a partial one
+    s, tokens = torch.randn(b, t, 8), torch.randint(0, 64, (b, t))
+    one_pass = torch.nn.functional.cross_entropy(head(s).reshape(-1, 64), tokens.reshape(-1), reduction="none")
+    assert torch.allclose(head.nll(s, tokens), one_pass.view(b, t), rtol=0, atol=1e-6)
+    p = torch.exp(-head.nll(s[:1, :1].expand(1, 64, 8), torch.arange(64).view(1, 64)))
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_an_untrained_model_costs_about_log2_levels_bits_per_dim():
