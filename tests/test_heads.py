@@ -73,7 +73,7 @@ def test_sampling_follows_the_distribution():
 
 @torch.no_grad()
 def test_the_joint_heads_nll_in_chunks_is_the_one_pass_cross_entropy():
-    """Rows spanning several chunks and a partial one: the same number for every token as one (B*T, V) pass."""
+    """Rows spanning a full chunk and a partial one: the same number for every token as one (B*T, V) pass."""
     torch.manual_seed(0)
     head = JointHead(ModelConfig(vocab_size=64, d_model=8))
     b, t = 3, NLL_ROWS // 2 + 7  # 3 * t rows: one full chunk, then a partial one
