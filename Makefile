@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds ablations scaling heads anchors tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads anchors tradeoff data notebooks clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -22,6 +22,7 @@ help:
 	@echo "make gpu-check                         on a CUDA machine: train and benchmark the GPU profiles -> results/gpu-check"
 	@echo "make seeds [SEEDS='0 1 2']             the cpu-profile comparison over several seeds -> results/cpu/seeds.*"
 	@echo "make tradeoff                          the lambda sweep notebook (cpu profile)"
+	@echo "make recipe                            the training-recipe search on a validation split -> results/cpu/recipe.* (hours; resumes)"
 	@echo "make ablations                        the hybrid's design space by a rule fixed in advance -> results/cpu/ablations.* (hours; resumes)"
 	@echo "make scaling                          the three objectives at 250-2000 steps, 3 seeds at 500-2000 -> results/cpu/scaling.* (hours; resumes)"
 	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
@@ -80,6 +81,9 @@ anchors: $(STAMP) data
 # The cpu profile's ablations and head comparison ran at 500 steps, its budget before the scaling study chose
 # 1000: their targets keep that budget, so that they reproduce the committed tables (reusing the runs on disk).
 STUDY_STEPS := $(if $(filter cpu,$(PROFILE)),--steps 500)
+
+recipe: $(STAMP) data
+	$(BIN)/python -m hybridlib recipe --profile $(PROFILE)
 
 ablations: $(STAMP) data
 	$(BIN)/python -m hybridlib ablations --profile $(PROFILE) $(STUDY_STEPS)

@@ -23,7 +23,8 @@ from typing import Sequence
 
 from .bench import run_benchmarks
 from .checkpoint import load_checkpoint
-from .config import DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, PROFILE_CHOICES, Config, get_config, resolve_profile
+from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, SCHEDULES, Config, get_config,
+                     resolve_profile)
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
 from .evaluate import evaluate_baselines, evaluate_checkpoint
@@ -35,6 +36,7 @@ from .report import ablations_markdown, anchors_markdown, heads_markdown, markdo
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
 from .shipped import ship
+from .recipe import N_VAL, run_recipe
 from .studies import SCALING_STEPS, run_ablations, run_scaling
 from .train import train
 
@@ -97,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_positive_int)
     t.add_argument("--log-every", type=_positive_int)
     t.add_argument("--n-train", type=_positive_int, help="use only the first N training images")
+    t.add_argument("--n-val", type=_non_negative_int, help="hold out the last N training images as the validation set")
+    t.add_argument("--eval-every", type=_non_negative_int, help="validation metrics every N steps (needs --n-val)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="adamw, or muon for the blocks' matrices (AdamW for the rest)")
+    t.add_argument("--schedule", choices=SCHEDULES, help="cosine, or wsd (warm-up, stable, then a linear decay)")
+    t.add_argument("--weight-decay", type=_non_negative_float)
+    t.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="RMS-normalise queries and keys before attention")
+    t.add_argument("--zero-init-proj", action=argparse.BooleanOptionalAction, default=None,
+                   help="start the residual branches' output projections at zero")
     t.add_argument("--dataset", choices=DATASETS, help="override the profile's data set")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     t.add_argument("--no-progress", action="store_true")
@@ -134,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--steps", type=_positive_int, nargs="+", default=list(SCALING_STEPS))
     sc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
+    rc = sub.add_parser("recipe", help="the training-recipe search on a validation split -> results/PROFILE/recipe.* "
+                        "(resumes where it stopped; protocol: docs/recipe.md)")
+    rc.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    rc.add_argument("--n-val", type=_positive_int, default=N_VAL, help="validation images: the last N training images")
+    rc.add_argument("--stage", type=int, choices=(1, 2), default=2, help="stop after this stage")
+    rc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
+
     hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "
                         "-> results/PROFILE/heads.*")
     hd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
@@ -165,7 +183,9 @@ def _train(args: argparse.Namespace) -> None:
         args.profile, args.objective, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         lam=args.lam, temperature=args.temperature, generative_input=args.generative_input, head=args.head,
         precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every, n_train=args.n_train, dataset=args.dataset,
+        log_every=args.log_every, n_train=args.n_train, dataset=args.dataset, n_val=args.n_val,
+        eval_every=args.eval_every, optimizer=args.optimizer, schedule=args.schedule, weight_decay=args.weight_decay,
+        qk_norm=args.qk_norm, zero_init_proj=args.zero_init_proj,
     )
     out = args.out or run_dir_for(config, ignore=("steps",))  # --resume --steps N continues the same run
     result = train(config, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
@@ -268,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "scaling":
             out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
+        elif args.command == "recipe":
+            out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, stop_after_stage=args.stage,
+                             finished_only=args.finished_only)
+            print((results_dir() / out["profile"] / "recipe.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed, steps=args.steps))))
         elif args.command == "anchors":

@@ -40,6 +40,8 @@ DATASETS = ("digits", "fashion-mnist", "mnist", "kmnist", "cifar10", "cifar100",
 RGB_DATASETS = ("cifar10", "cifar100", "svhn")
 HEADS = ("joint", "pixels")
 POOLS = ("mean", "last")
+SCHEDULES = ("cosine", "wsd")
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class DataConfig:
     palette_size: int = 512  # k-means colours (RGB data sets); 512 = 9 bits as in iGPT
     patch_size: int = 1  # pixels per token side; a token is a patch_size x patch_size block
     n_train: int | None = None  # use the first n_train training images (None: all)
+    n_val: int = 0  # the last n_val training images are held out as the validation set (never trained on)
 
     @property
     def channels(self) -> int:
@@ -95,6 +98,9 @@ class ModelConfig:
     token_pixels: int = 1
     head_width: int = 1  # the pixel head's hidden layer: head_width x d_model units
     pool: str = "mean"  # the representation: "mean" over the encoder's positions, or its "last" one (has seen all)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys before attention (QK-norm)
+    zero_init_proj: bool = False  # the residual branches' output projections start at zero (each block starts as
+    # the identity) instead of GPT-2's depth-scaled normal
 
 
 @dataclass(frozen=True)
@@ -104,9 +110,13 @@ class TrainConfig:
     steps: int = 40
     batch_size: int = 64
     lr: float = 1e-3
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    min_lr_ratio: float = 0.1  # the schedule ends at lr * min_lr_ratio
     warmup_steps: int = 5
+    schedule: str = "cosine"  # after the warm-up: "cosine" decay, or "wsd" (stable at lr, then a linear decay)
+    decay_fraction: float = 0.2  # wsd: the last fraction of the steps that decays
+    optimizer: str = "adamw"  # "adamw" everywhere, or "muon": Muon for the blocks' 2-D matrices, AdamW for the rest
     weight_decay: float = 0.05
+    decay_embeddings: bool = True  # weight decay also on the token embedding and the output head's matrices
     grad_clip: float = 1.0
     temperature: float = 0.2  # NT-Xent temperature
     lam: float = 1.0  # hybrid weight: L = L_gen + lam * L_con
@@ -117,6 +127,8 @@ class TrainConfig:
     jitter: float = 0.4  # brightness/contrast jitter strength
     checkpoint_every: int = 20
     log_every: int = 5
+    eval_every: int = 0  # validation metrics every eval_every steps and at the end (0: never); needs data.n_val
+    val_index: int = 10_000  # validation kNN: the first val_index training images are its labelled index
     precision: str = "auto"  # "auto" (by the hardware: see hardware.py), "fp32", "bf16" or "fp16"
     compile: bool = False  # torch.compile the training step: compiling once, then faster steps (`make bench`)
 
@@ -149,6 +161,13 @@ class Config:
     def with_train(self, **changes: Any) -> "Config":
         """The same configuration with some training settings changed (``objective``, ``seed``, ``lam`` ...)."""
         config = replace(self, train=replace(self.train, **changes))
+        validate(config)
+        return config
+
+    def with_data(self, **changes: Any) -> "Config":
+        """The same configuration with some data settings changed that leave the tokens as they are (``n_train``,
+        ``n_val``)."""
+        config = replace(self, data=replace(self.data, **changes))
         validate(config)
         return config
 
@@ -286,7 +305,7 @@ MAX_PARAMETERS = 10**9
 def parameter_count(m: ModelConfig) -> int:
     """The number of parameters of ``HybridTransformer(m)``, computed without building it."""
     d = m.d_model
-    block = 12 * d * d + 13 * d  # two LayerNorms, qkv, attention projection, 4x MLP
+    block = 12 * d * d + 13 * d + (2 * (d // m.n_head) if m.qk_norm else 0)  # LayerNorms, qkv, proj, 4x MLP, QK-norm
     pixels, levels = m.token_pixels, m.pixel_levels
     w = m.head_width * d
     head = m.vocab_size * d if m.head == "joint" else d * w + w + pixels * levels * w + pixels * w + pixels * w * levels \
@@ -334,6 +353,8 @@ def _check_data(d: DataConfig) -> None:
             raise ConfigError(f"{name} must be positive, got {value!r}")
     if d.n_train is not None and d.n_train <= 0:
         raise ConfigError(f"n_train must be positive, got {d.n_train!r}")
+    if d.n_val < 0:
+        raise ConfigError(f"n_val must be zero or positive, got {d.n_val!r}")
     if not 2 <= d.levels <= 256:
         raise ConfigError(f"levels must be from 2 to 256 (pixels have 8 bits), got {d.levels}")
     if d.image_size % d.patch_size:
@@ -377,14 +398,15 @@ def validate(config: Config) -> None:
         "d_model": m.d_model, "n_head": m.n_head, "head_width": m.head_width, "n_encoder_layers": m.n_encoder_layers,
         "proj_dim": m.proj_dim,
         "steps": t.steps, "batch_size": t.batch_size, "lr": t.lr, "temperature": t.temperature,
-        "checkpoint_every": t.checkpoint_every, "log_every": t.log_every,
+        "checkpoint_every": t.checkpoint_every, "log_every": t.log_every, "val_index": t.val_index,
     }
     for name, value in positive.items():
         if not value > 0:
             raise ConfigError(f"{name} must be positive, got {value!r}")
     non_negative = {"n_decoder_layers": m.n_decoder_layers, "warmup_steps": t.warmup_steps, "lam": t.lam,
                     "lam_warmup_steps": t.lam_warmup_steps,
-                    "weight_decay": t.weight_decay, "grad_clip": t.grad_clip, "dropout": m.dropout, "seed": t.seed}
+                    "weight_decay": t.weight_decay, "grad_clip": t.grad_clip, "dropout": m.dropout, "seed": t.seed,
+                    "eval_every": t.eval_every}
     for name, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{name} must be zero or positive, got {value!r}")
@@ -415,6 +437,15 @@ def validate(config: Config) -> None:
         raise ConfigError(f"unknown precision {t.precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if not 0 < t.crop_scale <= 1:
         raise ConfigError(f"crop_scale must be in (0, 1], got {t.crop_scale}")
+    if t.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {t.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if t.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {t.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if not 0 < t.decay_fraction <= 1:
+        raise ConfigError(f"decay_fraction must be in (0, 1], got {t.decay_fraction}")
+    if t.eval_every and not d.n_val:
+        raise ConfigError("eval_every needs a validation set: set n_val (the training images held out), "
+                          "or eval_every=0")
     if not 0 <= t.min_lr_ratio <= 1:
         raise ConfigError(f"min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}")
     if not m.dropout < 1:
@@ -424,6 +455,6 @@ def validate(config: Config) -> None:
 
 
 __all__ = [
-    "HEADS", "OBJECTIVES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
+    "HEADS", "OBJECTIVES", "OPTIMIZERS", "SCHEDULES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
     "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
 ]

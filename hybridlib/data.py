@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,11 @@ class ImageData:
     test_images: Tensor  # (M, C, H, W) uint8
     test_labels: Tensor  # (M,) int64
     classes: list[str]
+    val_images: Tensor | None = None  # (V, C, H, W) uint8: training images held out (DataConfig.n_val)
+    val_labels: Tensor | None = None  # (V,)
+    # which images of the data set's training split each of train_images and val_images is: disjoint by construction
+    train_index: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    val_index: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
     @property
     def num_classes(self) -> int:
@@ -76,14 +81,22 @@ def load_dataset(name: str, root: Path | None = None, download: bool = True) -> 
 
 
 def load_data(config: DataConfig, root: Path | None = None, download: bool = True) -> ImageData:
-    """The data set of a configuration, keeping the first ``n_train`` training images."""
+    """The data set of a configuration: the last ``n_val`` training images held out as the validation set, and the
+    first ``n_train`` of the rest kept for training. The test set is never touched."""
     data = load_dataset(config.dataset, root, download)
-    if config.n_train is not None and config.n_train > len(data.train_images):
-        warnings.warn(f"n_train {config.n_train} is more than the {len(data.train_images)} training images of "
-                      f"{config.dataset}: all of them are used", stacklevel=2)
-    if config.n_train is not None:
-        data.train_images = data.train_images[: config.n_train]
-        data.train_labels = data.train_labels[: config.n_train]
+    n = len(data.train_images)
+    if config.n_val >= n:
+        raise ConfigError(f"n_val {config.n_val} leaves no training images: {config.dataset} has {n}; "
+                          "hold out fewer (n_val)")
+    keep = n - config.n_val
+    if config.n_train is not None and config.n_train > keep:
+        warnings.warn(f"n_train {config.n_train} is more than the {keep} training images of "
+                      f"{config.dataset}{' left after n_val' if config.n_val else ''}: all of them are used",
+                      stacklevel=2)
+    n_train = keep if config.n_train is None else min(config.n_train, keep)
+    data.val_images, data.val_labels = data.train_images[keep:], data.train_labels[keep:]
+    data.train_index, data.val_index = torch.arange(n_train), torch.arange(keep, n)
+    data.train_images, data.train_labels = data.train_images[:n_train], data.train_labels[:n_train]
     return data
 
 
@@ -222,10 +235,15 @@ class PreparedData:
     train_tokens: Tensor  # (N, T) int64
     test_images: Tensor  # (M, C, R, R)
     test_tokens: Tensor  # (M, T)
+    val_images: Tensor  # (V, C, R, R): the held-out training images (V = n_val; 0 without a validation set)
 
     @property
     def train_labels(self) -> Tensor:
         return self.source.train_labels
+
+    @property
+    def val_labels(self) -> Tensor:
+        return self.source.val_labels
 
     @property
     def test_labels(self) -> Tensor:
@@ -238,6 +256,7 @@ def prepare_data(config: DataConfig, root: Path | None = None, download: bool = 
     source = load_data(config, root, download)
     train_images = resize(source.train_images, config.image_size)
     test_images = resize(source.test_images, config.image_size)
+    val_images = resize(source.val_images, config.image_size)
     tokenizer = make_tokenizer(config, train_images, cache_dir=root)
     return PreparedData(config, source, tokenizer, train_images, tokenizer.encode(train_images),
-                        test_images, tokenizer.encode(test_images))
+                        test_images, tokenizer.encode(test_images), val_images)

@@ -51,10 +51,16 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
+        # QK-norm: queries and keys of unit RMS per head (times a learned gain), so attention logits cannot grow
+        # with the weights' scale and a larger learning rate stays stable
+        head_size = cfg.d_model // cfg.n_head
+        self.q_norm = nn.RMSNorm(head_size) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(head_size) if cfg.qk_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
+        q, k = self.q_norm(q), self.k_norm(k)
         dropout = self.dropout if self.training else 0.0
         if q.device.type == "cpu" and q.dtype == torch.bfloat16:
             y = _matmul_attention(q, k, v, dropout)
@@ -111,9 +117,12 @@ class HybridTransformer(nn.Module):
         self.head = make_head(cfg)
         self.apply(self._init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth (or start them at 0)
             if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * (cfg.n_encoder_layers + cfg.n_decoder_layers)))
+                if cfg.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * (cfg.n_encoder_layers + cfg.n_decoder_layers)))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

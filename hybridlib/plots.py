@@ -422,3 +422,27 @@ def architecture() -> plt.Figure:
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def recipe_scores(rows: list[dict[str, Any]], margin: float) -> plt.Figure:
+    """The recipe search: each setting's score against its objective's default (one panel per objective, stage 1
+    and 2 rows), the selection margin dotted on either side of zero."""
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    fig, axes = plt.subplots(1, max(1, len(objectives)), figsize=(4.6 * max(1, len(objectives)), 5.2),
+                             squeeze=False)
+    for ax, objective in zip(axes.flat, objectives):
+        mine = [r for r in rows if r["objective"] == objective and r.get("score") is not None]
+        names = [("" if r["stage"] == 1 else "2: ") + r["setting"] for r in mine]
+        scores = [100 * r["score"] for r in mine]
+        ax.barh(range(len(mine)), scores, color=[MODEL_COLOURS.get(objective) if s >= 100 * margin else "0.7"
+                                                 for s in scores])
+        ax.set_yticks(range(len(mine)), names, fontsize=8)
+        ax.invert_yaxis()
+        for x in (-100 * margin, 100 * margin):
+            ax.axvline(x, color="0.3", linestyle=":", lw=1)
+        ax.axvline(0, color="0.3", lw=0.8)
+        ax.set_xlabel("score against the default (%)", fontsize=10)
+        ax.set_title(objective, fontsize=12)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -231,3 +231,45 @@ def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
                       "",
                       f"## The claims by budget: each is {RULE}", "", *claims, *pending, "",
                       *[f"![{name}](figures/{name}.png)\n" for name in figures]])
+
+
+def recipe_figures(out: dict[str, Any], folder: Path) -> list[str]:
+    """recipe_scores.png: every finished search run's score against its objective's default; its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(r.get("score") is not None for r in out["rows"]):
+        return []
+    plots.save(plots.recipe_scores(out["rows"], out["margin"]), folder / "recipe_scores.png")
+    return ["recipe_scores"]
+
+
+def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
+    """The recipe search: the rule, one row per run (validation metrics, cost, score), the stages' choices."""
+    rows = ["| stage | objective | setting | steps × batch | val kNN acc | val bits/dim | train min | img/s | score |",
+            "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in out["rows"]:
+        bits = "–" if r["val_bits_per_dim"] is None else f"{r['val_bits_per_dim']:.4f}"
+        sc = "–" if r["score"] is None else f"{100 * r['score']:+.2f} %"
+        rows.append(f"| {r['stage']} | {r['objective']} | {r['setting']} | {r['steps']} × {r['batch_size']} | "
+                    f"{r['val_knn_acc']:.4f} | {bits} | {r['train_minutes']:.1f} | {r['img_per_s']:.0f} | {sc} |")
+    stages = out.get("stages", {})
+    outcome = []
+    if "1" in stages:
+        s1 = stages["1"]
+        outcome += ["", "Stage 1 choices. Per objective: " + "; ".join(
+            f"{o}: {', '.join(v) or 'the defaults'}" for o, v in s1["per_objective"].items())
+            + f". Shared: {', '.join(s1['shared']) or 'the defaults'}."]
+    if "2" in stages:
+        outcome += ["", "Stage 2, each objective's recipe: " + "; ".join(
+            f"**{o}: {w['setting']}** ({100 * w['score']:+.2f} %)" for o, w in stages["2"].items()) + "."]
+    pending = ["", "**Not run yet** (`make recipe` resumes with them): " + "; ".join(out["pending"]) + "."
+               ] if out.get("pending") else []
+    base = out["base"]
+    return "\n".join([f"# The recipe search: profile `{out['profile']}`", "",
+                      f"**Selection rule.** {out['rule']}", "",
+                      f"Validation split: the last {out['n_val']} training images. Search budget: {out['images']} "
+                      f"training images per run, seed 0. The default: AdamW lr {base['lr']:g}, weight decay "
+                      f"{base['weight_decay']:g}, {base['schedule']} schedule, batch {base['batch_size']}. Score: "
+                      f"relative to the objective's default, in percent; the margin is {100 * out['margin']:g} %. "
+                      "Training minutes include compiling and are not a selection criterion (the protocol: "
+                      "docs/recipe.md).", "", *rows, *outcome, *pending, "",
+                      *[f"![{name}](figures/{name}.png)\n" for name in figures]])

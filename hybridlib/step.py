@@ -1,8 +1,9 @@
 """One optimisation step, the same for training and for the benchmark.
 
-:class:`TrainStep` holds what a step needs (the objective, AdamW, the learning-rate schedule, the
-precision's autocast and gradient scaler, the compiled or eager runner) and does one step per call:
-forward and backward, unscale, clip, optimizer step, schedule step. The batch comes from
+:class:`TrainStep` holds what a step needs (the objective, the optimizers — AdamW, or Muon for the
+blocks' matrices and AdamW for the rest — the learning-rate schedule, the precision's autocast and
+gradient scaler, the compiled or eager runner) and does one step per call: forward and backward,
+unscale, clip, optimizer step, schedule step. The batch comes from
 :class:`BatchSampler` and the views from :func:`make_views`; both are pure functions of
 (seed, step, rank), which is what makes a resumed run replay an uninterrupted one.
 """
@@ -97,34 +98,70 @@ def compile_step(module: torch.nn.Module, device: torch.device, use_compile: boo
     return CompiledStep(module, use_compile=usable, fallback=fallback)
 
 
-def forward_backward(module: Any, inputs: tuple[Tensor | None, ...], optimizer: torch.optim.Optimizer,
+def forward_backward(module: Any, inputs: tuple[Tensor | None, ...], optimizers: list[torch.optim.Optimizer],
                      scaler: torch.amp.GradScaler, amp_dtype: torch.dtype | None, device: torch.device
                      ) -> dict[str, Tensor]:
     """One step's forward under autocast and its (scaled) backward: the part that compiling covers."""
     with autocast(amp_dtype, device):
         out = module(*inputs)
-    optimizer.zero_grad(set_to_none=True)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
     scaler.scale(out["loss"]).backward()
     return out
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at the last step."""
+    """Linear warm-up to 1, then to ``min_lr_ratio`` at the last step: a cosine decay (``schedule="cosine"``), or
+    warmup-stable-decay (``"wsd"``): stable at 1, then linear over the last ``decay_fraction`` of the steps."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        decay_steps = max(1, round(cfg.decay_fraction * cfg.steps))
+        progress = (step - (cfg.steps - decay_steps)) / decay_steps
+        return 1 - (1 - cfg.min_lr_ratio) * min(max(progress, 0.0), 1.0)
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, vectorized: bool = True
-                   ) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on biases, norms or embeddings' positions).
-    ``vectorized``: fused (CUDA) or foreach (CPU) updates; False is the plain per-parameter loop."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.endswith("pos_emb")]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or n.endswith("pos_emb")]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+# the blocks' matrices (attention and MLP) and the projection head's: the hidden 2-D weights Muon is meant for
+_HIDDEN_MATRIX = ("attn.qkv.weight", "attn.proj.weight", "mlp.0.weight", "mlp.2.weight", "proj_head.0.weight",
+                  "proj_head.2.weight")
+
+
+def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> dict[str, list[str]]:
+    """Which parameters each update rule gets, by name: ``muon`` (the hidden matrices, with ``optimizer="muon"``),
+    ``decay`` (AdamW with weight decay: the other matrices, the token embedding and the output head's only with
+    ``decay_embeddings``) and ``no_decay`` (AdamW without: biases, norms, the position embedding). Every
+    parameter is in exactly one group."""
+    groups: dict[str, list[str]] = {"muon": [], "decay": [], "no_decay": []}
+    for name, p in model.named_parameters():
+        hidden = name.endswith(_HIDDEN_MATRIX)
+        if hidden and cfg.optimizer == "muon":
+            groups["muon"].append(name)
+        elif p.ndim >= 2 and not name.endswith("pos_emb") and (hidden or cfg.decay_embeddings):
+            groups["decay"].append(name)
+        else:
+            groups["no_decay"].append(name)
+    return groups
+
+
+def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, vectorized: bool = True
+                    ) -> list[torch.optim.Optimizer]:
+    """AdamW over :func:`parameter_groups`' ``decay`` and ``no_decay``, and Muon over ``muon`` where there is one.
+
+    Muon's step is scaled to the RMS of AdamW's (``adjust_lr_fn="match_rms_adamw"``), so one ``lr`` and one
+    ``weight_decay`` serve both. ``vectorized``: fused (CUDA) or foreach (CPU) AdamW updates; False is the plain
+    per-parameter loop."""
+    params = dict(model.named_parameters())
+    groups = parameter_groups(model, cfg)
+    adamw_groups = [{"params": [params[n] for n in groups["decay"]], "weight_decay": cfg.weight_decay},
+                    {"params": [params[n] for n in groups["no_decay"]], "weight_decay": 0.0}]
     impl = ({"fused": True} if device.type == "cuda" else {"foreach": True}) if vectorized else {"foreach": False}
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), **impl)
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(adamw_groups, lr=cfg.lr, betas=(0.9, 0.95), **impl)]
+    if groups["muon"]:
+        optimizers.append(torch.optim.Muon([params[n] for n in groups["muon"]], lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"))
+    return optimizers
 
 
 class BatchSampler:
@@ -173,8 +210,9 @@ class TrainStep:
         cfg = config.train
         self.model, self.cfg, self.device, self.vectorized = model, cfg, device, vectorized
         self.objective = Objective(model, cfg, config.data.dims_per_token)
-        self.optimizer = make_optimizer(model, cfg, device, vectorized)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        self.optimizers = make_optimizers(model, cfg, device, vectorized)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, cfg)) for o in self.optimizers]
+        self.scheduler = self.schedulers[0]  # every optimizer follows the same schedule
         self.amp_dtype = autocast_dtype(cfg.precision, device)
         self.scaler = grad_scaler(self.amp_dtype, device)  # fp16 only; a no-op otherwise
         # contrastive leaves the decoder unused and generative the projection head: DDP must know
@@ -191,27 +229,37 @@ class TrainStep:
         """One step on clean tokens (B, T) and, for the objectives that use them, two views (B, T) each;
         returns the objective's outputs (loss terms, not synchronised to the host)."""
         self.objective.set_step(self.scheduler.last_epoch)  # the schedule's count: the steps taken so far
-        out = self.runner(forward_backward, (clean, *views), self.optimizer, self.scaler, self.amp_dtype,
+        out = self.runner(forward_backward, (clean, *views), self.optimizers, self.scaler, self.amp_dtype,
                           self.device)
         if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
+            for optimizer in self.optimizers:
+                self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=self.vectorized)
-        self.scaler.step(self.optimizer)  # skipped where fp16 gradients overflowed; the scale is lowered instead
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)  # skipped where fp16 gradients overflowed; the scale is lowered instead
         self.scaler.update()
         with warnings.catch_warnings():
             # the schedule advances with the step count even where fp16 skipped the optimizer's step
             # (often the very first one); torch warns about that order, which is intended here
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-            self.scheduler.step()
+            for scheduler in self.schedulers:
+                scheduler.step()
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict()}
+        # "optimizer" is AdamW's, as in checkpoints written before Muon; Muon's state, where there is one, apart
+        state = {"optimizer": self.optimizers[0].state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict()}
+        if len(self.optimizers) > 1:
+            state["muon"] = self.optimizers[1].state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.optimizers[0].load_state_dict(state["optimizer"])
+        if len(self.optimizers) > 1:
+            self.optimizers[1].load_state_dict(state["muon"])
+        for scheduler in self.schedulers:
+            scheduler.load_state_dict(state["scheduler"])
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 

@@ -38,10 +38,11 @@ from .progress import announce
 from .rundir import check_run_dir, hold_run_dir
 from .shipped import find_shipped
 from .step import BatchSampler, TrainStep, make_views, step_generator
+from .validation import VAL_FIELDS, Validator
 
 HISTORY_NAME = "history.csv"
 CONFIG_NAME = "config.json"
-HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s")
+HISTORY_FIELDS = ("step", "loss", "gen_nll", "bits_per_dim", "con_loss", "lr", "img_per_s", "elapsed_s", *VAL_FIELDS)
 LOSS_TERMS = ("loss", "gen_nll", "bits_per_dim", "con_loss")
 SNAPSHOT_SAMPLES = 8  # images sampled at every checkpoint of a run that trains the decoder
 NOTEBOOK_OF = {"contrastive": "02_contrastive.ipynb", "generative": "03_generative.ipynb", "hybrid": "04_hybrid.ipynb"}
@@ -214,6 +215,7 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
     if rank == 0:
         write_text(out_dir / CONFIG_NAME, json.dumps(config.to_dict(), indent=2))
 
+    validator = Validator(config, data) if cfg.eval_every and rank == 0 else None
     sampler = BatchSampler(len(data.train_tokens), cfg.batch_size, cfg.seed, rank, world)
     train_images = data.train_images.to(device)
     train_tokens = data.train_tokens.to(device)
@@ -247,7 +249,8 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                              for k in LOSS_TERMS])
 
         done = step + 1
-        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        validating = validator is not None and (done % cfg.eval_every == 0 or done == cfg.steps)
+        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done == cfg.steps or validating:
             _check_finite(train_step, first_bad_step, out_dir, last_logged, done)
             now = time.perf_counter()
             means = (sums / (done - last_logged)).tolist()
@@ -255,6 +258,10 @@ def _train(config: Config, out_dir: Path, resume: bool, overwrite: bool, progres
                    "lr": train_step.scheduler.get_last_lr()[0],
                    "img_per_s": cfg.batch_size * (done - last_logged) / (now - t_log),
                    "elapsed_s": wall_before + (now - t0)}
+            if validating:
+                row.update(validator(model))
+                spent = time.perf_counter() - now
+                t0, now = t0 + spent, now + spent  # validating is neither training time nor throughput
             history.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k in ("loss", "bits_per_dim", "img_per_s")})
             if rank == 0:

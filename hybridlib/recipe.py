@@ -1,0 +1,204 @@
+"""The recipe study: which training recipe gets each objective to its quality in the least time.
+
+A search at a short budget, scored on the validation split only (``DataConfig.n_val``: held-out training
+images, never the test set), by a rule fixed in docs/recipe.md before any of its runs (``RECIPE_RULE`` is that
+rule in one paragraph). Stage 1 changes one factor at a time from the profile's recipe; stage 2 combines each
+objective's winning levels and searches the learning rate again around them. Like the other studies it resumes:
+every run is a folder of its own (:func:`hybridlib.train.ensure_trained`), and the tables and the figure are
+rewritten after every run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import OBJECTIVES, Config, trains_decoder
+from .data import PreparedData, prepare_data
+from .errors import CheckpointError, ConfigError
+from .files import write_json, write_text
+from .paths import results_dir
+from .report import recipe_figures, recipe_markdown
+from .train import ensure_trained
+
+N_VAL = 5_000  # validation images: the last N_VAL training images (Fashion-MNIST: 55 000 left to train on)
+SEARCH_FRACTION = 0.3  # the search budget: this fraction of the profile's training images (cpu: 300 of 1000 steps)
+MARGIN = 0.005  # a level replaces the default only if it scores at least this much better (0.5 % relative)
+LR_FACTORS = (0.5, 2.0, 4.0)  # stage 1: the learning rate times these
+STAGE2_LR_FACTORS = (0.5, 1.0, 2.0)  # stage 2: the combination at its learning rate times these
+OPTIMISATION = ("learning rate", "optimizer", "weight decay", "schedule")  # chosen per objective
+SHARED = ("batch size", "QK-norm", "output projections", "head")  # architecture and data: one choice for all
+
+RECIPE_RULE = (
+    "Fixed before any recipe run (docs/recipe.md). Validation split: the last N training images, never trained on; "
+    "the test set is not read. Search budget: a fixed number of training images, equal for every setting (a larger "
+    "batch takes fewer steps), warm-up the profile's fraction of the steps, seed 0. Score, relative to the "
+    "objective's own default at that budget: contrastive val kNN/default - 1; generative 1 - val bits/dim/default; "
+    "hybrid the sum of both. Stage 1: one factor at a time from the profile's recipe. The optimisation factors "
+    "(learning rate, optimizer, weight decay, schedule) are chosen per objective: the best level if it scores at "
+    f"least {MARGIN:g} above the default, else the default. The shared factors (batch size, QK-norm, output "
+    "projections, head) are one choice for every objective they apply to: a level is adopted if it scores at least "
+    f"{MARGIN:g} above the default for a majority of them (the head: both objectives with a decoder). Stage 2: per "
+    "objective, its chosen levels and the adopted shared levels together, at the chosen learning rate times 0.5, 1 "
+    "and 2; the objective's recipe is the best of these if it scores at least the margin above the default, else "
+    "the default. Stage 3 (the final budget, 3 seeds, old against new on the test set) confirms or rejects it."
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One level of one factor: changes to a configuration's model and training settings."""
+    name: str
+    factor: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    objectives: tuple[str, ...] = OBJECTIVES  # the objectives it applies to
+
+    def apply(self, config: Config) -> Config:
+        return config.with_model(**self.model).with_train(**self.train)
+
+
+def search_settings(config: Config) -> list[Setting]:
+    """Stage 1: the default and every level of every factor, one factor at a time from ``config``'s recipe."""
+    t, m = config.train, config.model
+    settings = [Setting("default", "default")]
+    settings += [Setting(f"lr {t.lr * f:g}", "learning rate", train={"lr": t.lr * f}) for f in LR_FACTORS]
+    other = "muon" if t.optimizer == "adamw" else "adamw"
+    settings.append(Setting(f"optimizer {other}", "optimizer", train={"optimizer": other}))
+    settings.append(Setting("weight decay on the hidden matrices only" if t.decay_embeddings else
+                            "weight decay on every matrix", "weight decay", train={"decay_embeddings": not t.decay_embeddings}))
+    schedule = "wsd" if t.schedule == "cosine" else "cosine"
+    settings.append(Setting(f"schedule {schedule}", "schedule", train={"schedule": schedule}))
+    settings.append(Setting(f"batch {2 * t.batch_size}", "batch size", train={"batch_size": 2 * t.batch_size}))
+    settings.append(Setting("QK-norm " + ("off" if m.qk_norm else "on"), "QK-norm", model={"qk_norm": not m.qk_norm}))
+    settings.append(Setting("output projections " + ("GPT-2 init" if m.zero_init_proj else "zero init"),
+                            "output projections", model={"zero_init_proj": not m.zero_init_proj}))
+    head = "pixels" if m.head == "joint" else "joint"
+    settings.append(Setting(f"head {head}", "head", model={"head": head}, objectives=("generative", "hybrid")))
+    return settings
+
+
+def search_config(config: Config, objective: str, setting: Setting, images: int, n_val: int) -> Config:
+    """The run that scores ``setting`` for ``objective``: ``images`` training images (steps = images / batch), the
+    profile's warm-up fraction, validation at the end only, the last ``n_val`` training images held out."""
+    base = config.with_data(n_val=n_val).with_train(objective=objective)
+    run = setting.apply(base)
+    steps = max(1, round(images / run.train.batch_size))
+    warmup = max(1, round(steps * config.train.warmup_steps / config.train.steps))
+    return run.with_train(steps=steps, warmup_steps=warmup, eval_every=steps,
+                          checkpoint_every=min(steps, config.train.checkpoint_every))
+
+
+def score(objective: str, row: dict[str, Any], default: dict[str, Any]) -> float:
+    """The selection score of ``row`` against its objective's default row (0 for the default itself)."""
+    knn = row["val_knn_acc"] / default["val_knn_acc"] - 1
+    bits = 1 - row["val_bits_per_dim"] / default["val_bits_per_dim"] if trains_decoder(objective) else 0.0
+    return {"contrastive": knn, "generative": bits, "hybrid": knn + bits}[objective]
+
+
+def choose_stage1(rows: list[dict[str, Any]], settings: list[Setting]) -> dict[str, Any]:
+    """RECIPE_RULE's stage-1 choices from the scored stage-1 rows: per objective its optimisation levels, and the
+    adopted shared levels (one list for all objectives)."""
+    by = {(r["objective"], r["setting"]): r for r in rows if r["stage"] == 1}
+    per_objective: dict[str, list[str]] = {o: [] for o in OBJECTIVES}
+    for objective in OBJECTIVES:
+        for factor in OPTIMISATION:
+            levels = [s for s in settings if s.factor == factor and objective in s.objectives]
+            best = max(levels, key=lambda s: by[(objective, s.name)]["score"], default=None)
+            if best is not None and by[(objective, best.name)]["score"] >= MARGIN:
+                per_objective[objective].append(best.name)
+    shared = []
+    for factor in SHARED:
+        for s in (s for s in settings if s.factor == factor):
+            wins = sum(by[(o, s.name)]["score"] >= MARGIN for o in s.objectives)
+            if wins > len(s.objectives) / 2:
+                shared.append(s.name)
+                break  # one level per factor (each shared factor has one level besides the default)
+    return {"per_objective": per_objective, "shared": shared}
+
+
+def combined(settings: list[Setting], names: list[str], objective: str, lr_factor: float, base_lr: float) -> Setting:
+    """One setting that applies every level in ``names`` that ``objective`` takes, at the chosen lr x lr_factor."""
+    chosen = [s for s in settings if s.name in names and objective in s.objectives]
+    model = {k: v for s in chosen for k, v in s.model.items()}
+    train = {k: v for s in chosen for k, v in s.train.items()}
+    train["lr"] = train.get("lr", base_lr) * lr_factor
+    label = ", ".join(s.name for s in chosen if s.factor != "learning rate") or "default"
+    return Setting(f"{label}; lr {train['lr']:g}", "combined", model=model, train=train, objectives=(objective,))
+
+
+def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, progress: bool = True,
+               finished_only: bool = False, stop_after_stage: int = 2) -> dict[str, Any]:
+    """Stages 1 and 2 of RECIPE_RULE for ``config``'s profile; writes results/<profile>/recipe.{json,md} and its
+    figure after every run. ``images``: the search budget (default SEARCH_FRACTION of the profile's).
+    ``finished_only``: train nothing, tabulate what has finished (the rest is listed as pending)."""
+    if n_val <= 0:
+        raise ConfigError(f"the recipe study needs a validation split: n_val must be positive, got {n_val}")
+    images = images or round(SEARCH_FRACTION * config.train.steps * config.train.batch_size)
+    data = prepare_data(config.with_data(n_val=n_val).data)
+    settings = search_settings(config)
+    out: dict[str, Any] = {"profile": config.profile, "rule": RECIPE_RULE, "n_val": n_val, "images": images,
+                           "margin": MARGIN, "base": config.to_dict()["train"], "rows": [], "pending": [],
+                           "stages": {}}
+    defaults: dict[str, dict[str, Any]] = {}
+
+    def record(stage: int, objective: str, setting: Setting) -> None:
+        run_config = search_config(config, objective, setting, images, n_val)
+        row = _measured(run_config, data, progress, finished_only)
+        if row is None:
+            out["pending"].append(f"stage {stage}: {objective}, {setting.name}")
+        else:
+            row = {"stage": stage, "objective": objective, "setting": setting.name, "factor": setting.factor,
+                   "model": setting.model, "train": setting.train, **row}
+            if setting.name == "default":
+                defaults[objective] = row
+            row["score"] = score(objective, row, defaults[objective]) if objective in defaults else None
+            out["rows"].append(row)
+        _write_recipe(out)
+
+    for setting in settings:  # every objective's default first, then factor by factor
+        for objective in setting.objectives:
+            record(1, objective, setting)
+    if out["pending"] or stop_after_stage < 2:
+        return out
+    choice = choose_stage1(out["rows"], settings)
+    out["stages"]["1"] = choice
+    for objective in OBJECTIVES:
+        names = choice["per_objective"][objective] + choice["shared"]
+        for f in STAGE2_LR_FACTORS:
+            record(2, objective, combined(settings, names, objective, f, config.train.lr))
+    if out["pending"]:
+        return out
+    out["stages"]["2"] = {o: _winner([r for r in out["rows"] if r["objective"] == o and r["stage"] == 2],
+                                     defaults[o]) for o in OBJECTIVES}
+    _write_recipe(out)
+    return out
+
+
+def _winner(rows: list[dict[str, Any]], default: dict[str, Any]) -> dict[str, Any]:
+    """The stage-2 row with the best score if it is at least MARGIN above the default, else the default."""
+    best = max(rows, key=lambda r: r["score"])
+    chosen = best if best["score"] >= MARGIN else default
+    return {k: chosen[k] for k in ("setting", "model", "train", "score")}
+
+
+def _measured(config: Config, data: PreparedData, progress: bool, finished_only: bool) -> dict[str, Any] | None:
+    """The validation metrics and cost of ``config``'s run (trained here unless ``finished_only``; None: pending)."""
+    try:
+        run = ensure_trained(config, data, progress, train_missing=not finished_only, shipped=False)
+    except CheckpointError:
+        if not finished_only:  # a real error, not a pending run
+            raise
+        return None
+    last = next(r for r in reversed(run.history) if not math.isnan(r.get("val_knn_acc", math.nan)))
+    return {"steps": run.step, "batch_size": config.train.batch_size, "lr": config.train.lr,
+            "val_knn_acc": last["val_knn_acc"],
+            "val_bits_per_dim": last.get("val_bits_per_dim") if trains_decoder(config.train.objective) else None,
+            "train_minutes": run.wall_time_s / 60, "img_per_s": config.train.batch_size * run.step / run.wall_time_s}
+
+
+def _write_recipe(out: dict[str, Any]) -> None:
+    folder = results_dir() / out["profile"]
+    write_json(folder / "recipe.json", out)
+    figures = recipe_figures(out, folder / "figures")
+    write_text(folder / "recipe.md", recipe_markdown(out, figures))
