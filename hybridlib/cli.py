@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(resumes where it stopped; protocol: docs/recipe.md)")
     rc.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     rc.add_argument("--n-val", type=_positive_int, default=N_VAL, help="validation images: the last N training images")
+    rc.add_argument("--images", type=_positive_int, help="training images per search run (default: 30%% of the "
+                    "profile's)")
     rc.add_argument("--stage", type=int, choices=(1, 2), default=2, help="stop after this stage")
     rc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
@@ -289,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "recipe":
-            out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, stop_after_stage=args.stage,
+            out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, images=args.images, stop_after_stage=args.stage,
                              finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "recipe.md").read_text())
         elif args.command == "heads":

@@ -252,14 +252,15 @@ class TrainStep:
                  "scaler": self.scaler.state_dict()}
         if len(self.optimizers) > 1:
             state["muon"] = self.optimizers[1].state_dict()
+            state["muon_scheduler"] = self.schedulers[1].state_dict()  # its own: one parameter group, not AdamW's two
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizers[0].load_state_dict(state["optimizer"])
+        self.schedulers[0].load_state_dict(state["scheduler"])
         if len(self.optimizers) > 1:
             self.optimizers[1].load_state_dict(state["muon"])
-        for scheduler in self.schedulers:
-            scheduler.load_state_dict(state["scheduler"])
+            self.schedulers[1].load_state_dict(state["muon_scheduler"])
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -346,6 +347,13 @@ def _put_runs_in_place(config: Config, out_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+@functools.cache
+def _estimate_peak(dtype: torch.dtype, device: torch.device) -> float:
+    """:func:`matmul_peak`, measured once per process (seconds each time): enough for a rough estimate of minutes,
+    and a study of many runs does not pay it per run."""
+    return matmul_peak(dtype, device)
+
+
 def ensure_trained(config: Config, data: PreparedData | None = None, progress: bool = True,
                    train_missing: bool = True, device: str | torch.device | None = None, shipped: bool = True
                    ) -> TrainResult:
@@ -382,7 +390,7 @@ def ensure_trained(config: Config, data: PreparedData | None = None, progress: b
             f"{NOTEBOOK_OF[objective]} or `python -m hybridlib train --objective {objective} --profile {profile}"
             f" --seed {seed} --resume`")
     target = resolve_device(device)
-    peak = matmul_peak(autocast_dtype(config.train.precision, target) or torch.float32, target)
+    peak = _estimate_peak(autocast_dtype(config.train.precision, target) or torch.float32, target)
     # devices without a measured utilisation (mps ...) get the accelerator's assumption
     minutes = estimate_train_minutes(config, peak, ESTIMATE_MFU.get(target.type, ESTIMATE_MFU["cuda"]),
                                      steps=config.train.steps - (done if same else 0))

@@ -1,0 +1,198 @@
+"""The recipe's settings and study: which tensors each update rule gets, the validation split, the schedules, the
+new settings' validation, a Muon run's resume, the search rule, and that the study resumes after a kill."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hybridlib import losses, recipe
+from hybridlib.config import OBJECTIVES, get_config
+from hybridlib.data import load_data
+from hybridlib.errors import ConfigError
+from hybridlib.model import HybridTransformer
+from hybridlib.paths import run_dir_for
+from hybridlib.step import lr_factor, make_optimizers, parameter_groups
+from hybridlib.train import read_history, train
+
+from conftest import python_cmd, state_dicts_equal, subprocess_env
+
+HIDDEN = ("attn.qkv.weight", "attn.proj.weight", "mlp.0.weight", "mlp.2.weight")
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+@pytest.mark.parametrize("decay_embeddings", [True, False])
+def test_each_parameter_gets_one_update_rule_muon_only_the_hidden_matrices(optimizer, decay_embeddings):
+    config = get_config("cpu", "hybrid", optimizer=optimizer, decay_embeddings=decay_embeddings, qk_norm=True)
+    model = HybridTransformer(config.model)
+    groups = parameter_groups(model, config.train)
+    names = [n for n, _ in model.named_parameters()]
+    assert sorted(sum(groups.values(), [])) == sorted(names)  # every parameter once
+    shapes = dict(model.named_parameters())
+    hidden = [n for n in names if n.startswith(("encoder.", "decoder.")) and n.endswith(HIDDEN) or
+              n.startswith("proj_head.") and n.endswith("weight")]
+    assert len(hidden) == 4 * (config.model.n_encoder_layers + config.model.n_decoder_layers) + 2
+    if optimizer == "muon":
+        assert sorted(groups["muon"]) == sorted(hidden) and all(shapes[n].ndim == 2 for n in groups["muon"])
+    else:
+        assert groups["muon"] == [] and set(hidden) <= set(groups["decay"])
+    embeddings = [n for n in names if shapes[n].ndim >= 2 and n not in hidden and not n.endswith("pos_emb")]
+    assert "tok_emb.weight" in embeddings  # the token embedding and the output head's matrices
+    assert set(embeddings) <= set(groups["decay" if decay_embeddings else "no_decay"])
+    assert all(shapes[n].ndim == 2 for n in groups["decay"])  # never a bias, a norm or the QK-norm's scale
+    assert any(n.endswith("q_norm.weight") for n in groups["no_decay"]) and \
+        any(n.endswith("pos_emb") for n in groups["no_decay"])
+    optimizers = make_optimizers(model, config.train, torch.device("cpu"))
+    assert [type(o).__name__ for o in optimizers] == ["AdamW"] + (["Muon"] if optimizer == "muon" else [])
+    adamw = optimizers[0].param_groups
+    assert adamw[0]["weight_decay"] == config.train.weight_decay and adamw[1]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for o in optimizers for g in o.param_groups) == len(names)
+
+
+def test_the_validation_split_is_the_last_training_images_and_overlaps_neither_training_nor_test():
+    config = get_config("smoke").data
+    full = load_data(config)
+    held = load_data(config.__class__(**{**config.__dict__, "n_val": 300, "n_train": 1000}))
+    n = len(full.train_images)
+    assert held.val_index.tolist() == list(range(n - 300, n)) and held.train_index.tolist() == list(range(1000))
+    assert not set(held.val_index.tolist()) & set(held.train_index.tolist())
+    assert torch.equal(held.val_images, full.train_images[n - 300:])
+    assert torch.equal(held.train_images, full.train_images[:1000])
+    assert torch.equal(held.test_images, full.test_images)  # the test set is untouched
+    # by content too: no validation image is a training or a test image of the same array
+    val = {bytes(x) for x in held.val_images.numpy()}
+    assert not val & {bytes(x) for x in held.train_images.numpy()} and not val & {bytes(x) for x in held.test_images.numpy()}
+    with pytest.raises(ConfigError, match="leaves no training images"):
+        load_data(config.__class__(**{**config.__dict__, "n_val": n}))
+
+
+def test_warmup_stable_decay_holds_then_decays_linearly_to_the_floor():
+    cfg = get_config("smoke", steps=100, warmup_steps=10, schedule="wsd", decay_fraction=0.2, min_lr_ratio=0.1).train
+    factors = np.array([lr_factor(s, cfg) for s in range(100)])
+    assert np.allclose(factors[:10], np.arange(1, 11) / 10)  # the warm-up
+    assert np.all(factors[10:80] == 1.0)  # stable
+    assert np.allclose(factors[80:], 1 - 0.9 * np.arange(20) / 20) and np.all(np.diff(factors[80:]) < 0)
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+    cosine = get_config("smoke", steps=100, warmup_steps=10).train
+    assert lr_factor(99, cosine) > 0.1 and lr_factor(55, cosine) == pytest.approx(0.55)  # cosine's midpoint
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "linear"}, "schedule"), ({"decay_fraction": 0.0}, "decay_fraction"),
+    ({"decay_fraction": 1.5}, "decay_fraction"), ({"eval_every": 10}, "n_val"), ({"n_val": -1}, "n_val"),
+    ({"val_index": 0}, "val_index"),
+])
+def test_bad_recipe_settings_get_one_clear_line(setting, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        get_config("smoke", **setting)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_muon_run_resumed_after_a_crash_equals_an_uninterrupted_one_and_logs_validation(tmp_path, monkeypatch):
+    config = get_config("smoke", "hybrid", steps=12, checkpoint_every=6, log_every=3, optimizer="muon",
+                        schedule="wsd", qk_norm=True, zero_init_proj=True, n_val=200, eval_every=6)
+    full = train(config, tmp_path / "full", progress=False)
+    history = read_history(tmp_path / "full")
+    assert [r["step"] for r in history if not np.isnan(r["val_knn_acc"])] == [6, 12]
+    assert all(0 < r["val_bits_per_dim"] < 2 for r in history if r["step"] in (6, 12))  # log2(4 levels) = 2
+    assert np.isnan(history[0]["val_knn_acc"])  # between evaluations: no validation
+    real_forward, calls = losses.Objective.forward, {"n": 0}
+
+    def crash_at_step_9(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise RuntimeError("simulated crash")
+        return real_forward(self, *args)
+
+    monkeypatch.setattr(losses.Objective, "forward", crash_at_step_9)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config, tmp_path / "crashed", progress=False)
+    monkeypatch.setattr(losses.Objective, "forward", real_forward)
+    assert torch.load(tmp_path / "crashed" / "checkpoint.pt", weights_only=False)["muon"]["state"]  # Muon's momentum
+    resumed = train(config, tmp_path / "crashed", resume=True, progress=False)
+    assert state_dicts_equal(full.model.state_dict(), resumed.model.state_dict())
+    assert read_history(tmp_path / "crashed")[-1]["val_knn_acc"] == history[-1]["val_knn_acc"]
+
+
+def test_zero_initialised_output_projections_make_every_block_the_identity():
+    config = get_config("smoke", "hybrid", zero_init_proj=True)
+    torch.manual_seed(0)
+    model = HybridTransformer(config.model)
+    x = torch.randn(2, 5, config.model.d_model)
+    for block in [*model.encoder, *model.decoder]:
+        assert not block.attn.proj.weight.any() and not block.mlp[2].weight.any()
+        assert torch.equal(block(x), x)  # the biases start at zero too: both residual branches add nothing
+    default = HybridTransformer(get_config("smoke", "hybrid").model)
+    assert not torch.equal(default.encoder[0](x), x)
+
+
+def _row(objective, setting, factor, score, stage=1):
+    return {"stage": stage, "objective": objective, "setting": setting, "factor": factor, "score": score}
+
+
+def test_the_stage1_rule_chooses_per_objective_and_adopts_shared_levels_by_majority():
+    settings = recipe.search_settings(get_config("cpu"))
+    scores = {o: {s.name: 0.0 for s in settings} for o in OBJECTIVES}
+    scores["contrastive"]["lr 0.0005"], scores["contrastive"]["lr 0.002"] = 0.004, 0.003  # below the margin
+    scores["generative"]["lr 0.002"], scores["generative"]["lr 0.004"] = 0.02, 0.03  # the best level wins
+    scores["hybrid"]["optimizer muon"] = 0.01
+    scores["contrastive"]["batch 256"], scores["hybrid"]["batch 256"] = 0.02, 0.006  # two of three: adopted
+    scores["generative"]["batch 256"] = -0.05
+    scores["contrastive"]["QK-norm on"] = 0.5  # one of three: not adopted
+    scores["generative"]["head pixels"] = 0.02  # one of the two decoders: not adopted
+    rows = [_row(o, s.name, s.factor, scores[o][s.name]) for s in settings for o in s.objectives]
+    choice = recipe.choose_stage1(rows, settings)
+    assert choice["per_objective"] == {"contrastive": [], "generative": ["lr 0.004"], "hybrid": ["optimizer muon"]}
+    assert choice["shared"] == ["batch 256"]
+    c = recipe.combined(settings, choice["per_objective"]["generative"] + choice["shared"], "generative", 2.0, 1e-3)
+    assert c.train == {"lr": 0.008, "batch_size": 256} and c.model == {}
+
+
+def test_a_search_run_spends_the_same_images_whatever_its_batch():
+    config = get_config("cpu")
+    for setting in recipe.search_settings(config):
+        run = recipe.search_config(config, "hybrid", setting, 38_400, 5_000)
+        assert run.train.steps * run.train.batch_size == 38_400 and run.data.n_val == 5_000
+        assert run.train.eval_every == run.train.steps  # validated at the end
+        assert run.train.warmup_steps == round(run.train.steps * 0.05)
+    with pytest.raises(ConfigError, match="n_val must be positive"):
+        recipe.run_recipe(config, n_val=0)
+
+
+@pytest.mark.slow
+def test_the_recipe_study_resumes_after_a_kill(tmp_path, smoke_data, monkeypatch):
+    env = subprocess_env(HYBRIDLIB_RUNS=str(tmp_path / "runs"), HYBRIDLIB_RESULTS=str(tmp_path / "results"))
+    monkeypatch.setenv("HYBRIDLIB_RUNS", env["HYBRIDLIB_RUNS"])
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", env["HYBRIDLIB_RESULTS"])
+    study = tmp_path / "results" / "smoke" / "recipe.json"
+    proc = subprocess.Popen(python_cmd("-m", "hybridlib", "recipe", "--profile", "smoke", "--n-val", "200",
+                                       "--images", "256", "--stage", "1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (study.exists() and len(json.loads(study.read_text())["rows"]) >= 4):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-study: a sitting that ends
+    proc.wait()
+    before = json.loads(study.read_text())["rows"]
+    assert len(before) >= 4
+    trained = []
+
+    def counting_train(config, *args, **kwargs):
+        trained.append(config)
+        return train(config, *args, **kwargs)
+
+    monkeypatch.setattr("hybridlib.train.train", counting_train)
+    out = recipe.run_recipe(get_config("smoke"), n_val=200, images=256, progress=False, stop_after_stage=1)
+    settings = recipe.search_settings(get_config("smoke"))
+    assert len(out["rows"]) == sum(len(s.objectives) for s in settings) and out["pending"] == []
+    assert out["rows"][:len(before)] == before  # the finished runs read back, the same numbers
+    assert 0 < len(trained) <= len(out["rows"]) - len(before) + 1  # only what had not finished (and the one killed)
+    by_name = {s.name: s for s in settings}
+    finished = {run_dir_for(recipe.search_config(get_config("smoke"), r["objective"], by_name[r["setting"]],
+                                                 out["images"], 200)) for r in before}
+    assert not finished & {run_dir_for(c) for c in trained}  # no finished run trained again
