@@ -446,3 +446,30 @@ def recipe_scores(rows: list[dict[str, Any]], margin: float) -> plt.Figure:
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def recipe_curves(rows: list[dict[str, Any]]) -> plt.Figure:
+    """Validation metric against training minutes, the old recipe (grey) against the new (the objective's colour),
+    one thin line per seed: kNN accuracy for every objective (top), bits/dim where the decoder trains (bottom)."""
+    objectives = list(dict.fromkeys(r["objective"] for r in rows))
+    fig, axes = plt.subplots(2, max(1, len(objectives)), figsize=(4.4 * max(1, len(objectives)), 7), squeeze=False)
+    for col, objective in enumerate(objectives):
+        for row_axis, key, label in ((0, "val_knn_acc", "validation kNN accuracy"),
+                                     (1, "val_bits_per_dim", "validation bits/dim")):
+            ax = axes[row_axis, col]
+            for r in (r for r in rows if r["objective"] == objective):
+                points = [(p["elapsed_s"] / 60, p[key]) for p in r["curve"] if p.get(key) is not None]
+                if points:
+                    x, y = zip(*points)
+                    new = r["recipe"] == "new"
+                    ax.plot(x, y, marker="o", ms=3, lw=1.2, color=MODEL_COLOURS.get(objective) if new else "0.6",
+                            label=f"{r['recipe']} recipe" if r["seed"] == 0 else None)
+            if not ax.lines:
+                ax.axis("off")
+                continue
+            ax.set_title(f"{objective}: {label}", fontsize=11)
+            ax.set_xlabel("training minutes", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig

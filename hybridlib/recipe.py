@@ -13,13 +13,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .claims import Claim, judge
 from .config import OBJECTIVES, Config, trains_decoder
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError
+from .experiments import evaluate_run, run_to_run_spread
 from .files import write_json, write_text
 from .paths import results_dir
 from .report import recipe_figures, recipe_markdown
+from .studies import ROW_KEYS
 from .train import ensure_trained
+from .validation import VAL_FIELDS
 
 N_VAL = 5_000  # validation images: the last N_VAL training images (Fashion-MNIST: 55 000 left to train on)
 SEARCH_FRACTION = 0.3  # the search budget: this fraction of the profile's training images (cpu: 300 of 1000 steps)
@@ -128,10 +132,12 @@ def combined(settings: list[Setting], names: list[str], objective: str, lr_facto
 
 
 def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, progress: bool = True,
-               finished_only: bool = False, stop_after_stage: int = 2) -> dict[str, Any]:
-    """Stages 1 and 2 of RECIPE_RULE for ``config``'s profile; writes results/<profile>/recipe.{json,md} and its
+               finished_only: bool = False, stop_after_stage: int = 3, seeds: tuple[int, ...] = (0, 1, 2)
+               ) -> dict[str, Any]:
+    """The stages of RECIPE_RULE for ``config``'s profile (up to ``stop_after_stage``); writes results/<profile>/recipe.{json,md} and its
     figure after every run. ``images``: the search budget (default SEARCH_FRACTION of the profile's).
-    ``finished_only``: train nothing, tabulate what has finished (the rest is listed as pending)."""
+    ``finished_only``: train nothing, tabulate what has finished (the rest is listed as pending). ``seeds``: stage 3's.
+    """
     if n_val <= 0:
         raise ConfigError(f"the recipe study needs a validation split: n_val must be positive, got {n_val}")
     images = images or round(SEARCH_FRACTION * config.train.steps * config.train.batch_size)
@@ -172,7 +178,81 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
     out["stages"]["2"] = {o: _winner([r for r in out["rows"] if r["objective"] == o and r["stage"] == 2],
                                      defaults[o]) for o in OBJECTIVES}
     _write_recipe(out)
+    if stop_after_stage >= 3:
+        confirm(config, out, data, seeds, progress, finished_only)
     return out
+
+
+CURVE_POINTS = 10  # validation points along each confirmation run: the curves of the figure
+OWN_AXES = {"contrastive": ("linear_probe_acc",), "generative": ("test_bits_per_dim",),
+            "hybrid": ("linear_probe_acc", "test_bits_per_dim")}
+
+
+def final_config(config: Config, objective: str, setting: Setting, n_val: int) -> Config:
+    """A confirmation run: ``setting`` at the profile's budget in images (steps = images / batch), the profile's
+    warm-up fraction, validated CURVE_POINTS times, the validation split held out."""
+    run = setting.apply(config.with_data(n_val=n_val).with_train(objective=objective))
+    steps = max(1, round(config.train.steps * config.train.batch_size / run.train.batch_size))
+    warmup = max(1, round(steps * config.train.warmup_steps / config.train.steps))
+    return run.with_train(steps=steps, warmup_steps=warmup, eval_every=max(1, steps // CURVE_POINTS))
+
+
+def confirm(config: Config, out: dict[str, Any], data: PreparedData, seeds: tuple[int, ...], progress: bool,
+            finished_only: bool) -> None:
+    """Stage 3: each objective's old recipe and its stage-2 recipe at the final budget over ``seeds``, every axis
+    on the test set; the new one is adopted where it beats the old on the objective's own axes by the claims' rule
+    (held on one, not held on none). Fills ``out["stages"]["3"]`` and ``out["confirm"]`` (one row per run)."""
+    floors = run_to_run_spread(config.profile)
+    out["confirm"], decisions = [], {}
+    for seed in seeds:  # every objective and recipe on seed 0 first: the comparison exists before its spread
+        for objective in OBJECTIVES:
+            new = out["stages"]["2"][objective]
+            recipes = {"old": Setting("default", "default"),
+                       "new": Setting(new["setting"], "combined", model=new["model"], train=new["train"])}
+            for label, setting in recipes.items():
+                if label == "new" and setting.name == "default":
+                    continue  # the search kept the old recipe: nothing to confirm
+                run_config = final_config(config, objective, setting, out["n_val"]).with_train(seed=seed)
+                try:
+                    run = ensure_trained(run_config, data, progress, train_missing=not finished_only, shipped=False)
+                except CheckpointError:
+                    if not finished_only:
+                        raise
+                    out["pending"].append(f"stage 3: {objective}, {label} recipe, seed {seed}")
+                    continue
+                result = evaluate_run(run, data, config.eval, progress)
+                out["confirm"].append({"objective": objective, "recipe": label, "setting": setting.name, "seed": seed,
+                                       "steps": run.step, "batch_size": run_config.train.batch_size,
+                                       "train_minutes": run.wall_time_s / 60,
+                                       **{k: result.get(k) for k in ROW_KEYS},
+                                       "curve": _curve(run.history)})
+                _write_recipe(out)
+    for objective in OBJECTIVES:
+        rows = {label: [r for r in out["confirm"] if r["objective"] == objective and r["recipe"] == label]
+                for label in ("old", "new")}
+        if not rows["new"]:
+            decisions[objective] = {"adopted": False, "why": "the search kept the old recipe"}
+            continue
+        if len(rows["new"]) < len(seeds) or len(rows["old"]) < len(seeds):
+            continue  # pending
+        judged = [judge(Claim(objective, "the new recipe beats the old", metric, "new", "old",
+                              higher_is_better=metric != "test_bits_per_dim"),
+                        [r[metric] for r in rows["new"]], [r[metric] for r in rows["old"]], floors.get(metric, 0.0))
+                  for metric in OWN_AXES[objective]]
+        adopted = any(j["verdict"] == "held" for j in judged) and not any(j["verdict"] == "not held" for j in judged)
+        decisions[objective] = {"adopted": adopted, "setting": out["stages"]["2"][objective]["setting"],
+                                "verdicts": {j["metric"]: {k: j[k] for k in ("gap", "spread", "verdict")}
+                                             for j in judged}}
+    out["stages"]["3"] = decisions
+    _write_recipe(out)
+
+
+def _curve(history: list[dict[str, float]]) -> list[dict[str, float | None]]:
+    """A run's validation points (step, training seconds, metrics; None where a metric is absent), the same
+    whether the history is in memory or read back from history.csv."""
+    points = [r for r in history if not math.isnan(r.get("val_knn_acc", math.nan))]
+    return [{"step": int(r["step"]), "elapsed_s": float(r["elapsed_s"]),
+             **{k: None if math.isnan(r.get(k, math.nan)) else float(r[k]) for k in VAL_FIELDS}} for r in points]
 
 
 def _winner(rows: list[dict[str, Any]], default: dict[str, Any]) -> dict[str, Any]:

@@ -239,7 +239,41 @@ def recipe_figures(out: dict[str, Any], folder: Path) -> list[str]:
     if not any(r.get("score") is not None for r in out["rows"]):
         return []
     plots.save(plots.recipe_scores(out["rows"], out["margin"]), folder / "recipe_scores.png")
-    return ["recipe_scores"]
+    if not out.get("confirm"):
+        return ["recipe_scores"]
+    plots.save(plots.recipe_curves(out["confirm"]), folder / "recipe_curves.png")
+    return ["recipe_scores", "recipe_curves"]
+
+
+RECIPE_AXES = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "corruption_acc_mean", "ece", "test_bits_per_dim")
+
+
+def recipe_confirmation(out: dict[str, Any]) -> list[str]:
+    """Stage 3's table (each objective's old and new recipe on the test set, mean ± std over seeds) and decisions."""
+    if not out.get("confirm"):
+        return []
+    lines = ["", "## Stage 3: the final budget on the test set", "",
+             "| objective | recipe | seeds | " + " | ".join(k.replace("_", " ") for k in RECIPE_AXES) + " | train min |",
+             "|---|---|---|" + "---:|" * (len(RECIPE_AXES) + 1)]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in out["confirm"]:
+        groups.setdefault((r["objective"], r["recipe"]), []).append(r)
+    for (objective, recipe), rs in groups.items():
+        cells = []
+        for k in RECIPE_AXES:
+            values = [r[k] for r in rs if r.get(k) is not None]
+            cells.append("–" if not values else f"{np.mean(values):.3f}" +
+                         (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""))
+        lines.append(f"| {objective} | {recipe}: {rs[0]['setting']} | {','.join(str(r['seed']) for r in rs)} | "
+                     + " | ".join(cells) + f" | {np.mean([r['train_minutes'] for r in rs]):.1f} |")
+    for objective, d in out.get("stages", {}).get("3", {}).items():
+        if "verdicts" not in d:
+            lines += ["", f"- {objective}: {d['why']}."]
+            continue
+        evidence = "; ".join(f"{m.replace('_', ' ')} gap {v['gap']:+.4f} (spread {v['spread']:.4f}): {v['verdict']}"
+                             for m, v in d["verdicts"].items())
+        lines += ["", f"- **{objective}: {'adopted' if d['adopted'] else 'not adopted'}** ({d['setting']}): {evidence}."]
+    return lines
 
 
 def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
@@ -271,5 +305,5 @@ def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
                       f"{base['weight_decay']:g}, {base['schedule']} schedule, batch {base['batch_size']}. Score: "
                       f"relative to the objective's default, in percent; the margin is {100 * out['margin']:g} %. "
                       "Training minutes include compiling and are not a selection criterion (the protocol: "
-                      "docs/recipe.md).", "", *rows, *outcome, *pending, "",
+                      "docs/recipe.md).", "", *rows, *outcome, *recipe_confirmation(out), *pending, "",
                       *[f"![{name}](figures/{name}.png)\n" for name in figures]])

@@ -1,5 +1,6 @@
 """The recipe's settings and study: which tensors each update rule gets, the validation split, the schedules, the
 new settings' validation, a Muon run's resume, the search rule, and that the study resumes after a kill."""
+import dataclasses
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from hybridlib import losses, recipe
-from hybridlib.config import OBJECTIVES, get_config
+from hybridlib.config import OBJECTIVES, EvalConfig, get_config
 from hybridlib.data import load_data
 from hybridlib.errors import ConfigError
 from hybridlib.model import HybridTransformer
@@ -21,6 +22,7 @@ from hybridlib.train import read_history, train
 
 from conftest import python_cmd, state_dicts_equal, subprocess_env
 
+TINY = EvalConfig(n_probe_train=300, n_test=200, n_ood=100, n_corrupt=20)
 HIDDEN = ("attn.qkv.weight", "attn.proj.weight", "mlp.0.weight", "mlp.2.weight")
 
 
@@ -196,3 +198,38 @@ def test_the_recipe_study_resumes_after_a_kill(tmp_path, smoke_data, monkeypatch
     finished = {run_dir_for(recipe.search_config(get_config("smoke"), r["objective"], by_name[r["setting"]],
                                                  out["images"], 200)) for r in before}
     assert not finished & {run_dir_for(c) for c in trained}  # no finished run trained again
+
+
+@pytest.mark.slow
+def test_stage3_confirms_each_objectives_recipe_by_the_claims_rule_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path / "results"))
+    config = dataclasses.replace(get_config("smoke", steps=8), eval=TINY)
+    out = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1))
+    new = {o: out["stages"]["2"][o]["setting"] != "default" for o in OBJECTIVES}
+    assert len(out["confirm"]) == 2 * (3 + sum(new.values())) and out["pending"] == []
+    for objective, decision in out["stages"]["3"].items():
+        if not new[objective]:
+            assert decision == {"adopted": False, "why": "the search kept the old recipe"}
+            continue
+        rows = {label: [r for r in out["confirm"] if r["objective"] == objective and r["recipe"] == label]
+                for label in ("old", "new")}
+        assert [r["seed"] for r in rows["new"]] == [0, 1] and all(r["steps"] * r["batch_size"] == 8 * 64
+                                                                   for r in rows["new"] + rows["old"])
+        assert all(len(r["curve"]) >= min(recipe.CURVE_POINTS, r["steps"]) for r in rows["old"])  # validation curves
+        for metric, v in decision["verdicts"].items():
+            sign = -1 if metric == "test_bits_per_dim" else 1
+            g = sign * (np.mean([r[metric] for r in rows["new"]]) - np.mean([r[metric] for r in rows["old"]]))
+            assert v["gap"] == pytest.approx(g)
+        verdicts = [v["verdict"] for v in decision["verdicts"].values()]
+        assert decision["adopted"] == ("held" in verdicts and "not held" not in verdicts)
+    folder = tmp_path / "results" / "smoke"
+    assert (folder / "figures" / "recipe_curves.png").exists() and "## Stage 3" in (folder / "recipe.md").read_text()
+
+    def no_more_work(*args, **kwargs):
+        raise AssertionError("a finished run was trained or evaluated again")
+
+    monkeypatch.setattr("hybridlib.experiments.evaluate_model", no_more_work)
+    monkeypatch.setattr("hybridlib.train.train", no_more_work)
+    again = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), finished_only=True)
+    assert again["confirm"] == out["confirm"] and again["stages"] == out["stages"]
