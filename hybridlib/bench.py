@@ -154,6 +154,20 @@ def _run_case(objective: str, profile: str, head: str, reference: bool, device_n
             "compiled": train_step.runner.compiled is not None}
 
 
+def recipe_throughputs(configs: dict[str, Config], device_name: str = "cpu", rounds: int = 2, quick: bool = False
+                       ) -> dict[str, float]:
+    """img/s of each configuration's training step, measured side by side in this process: every step built and
+    compiled first, then timed in turn, ``rounds`` times (the median of all repeats), so that the machine's state
+    is the same for all of them."""
+    device = torch.device(device_name)
+    steps = {name: _case_step(config, device, False)[0] for name, config in configs.items()}
+    rates: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rates[name].append(_time_steps(step, device, configs[name].train.batch_size, quick)["img_per_s"])
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--n-val", type=_positive_int, default=N_VAL, help="validation images: the last N training images")
     rc.add_argument("--images", type=_positive_int, help="training images per search run (default: 30%% of the "
                     "profile's)")
-    rc.add_argument("--stage", type=int, choices=(1, 2, 3), default=3, help="stop after this stage")
+    rc.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=4, help="stop after this stage")
     rc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
     hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "

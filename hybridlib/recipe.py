@@ -9,10 +9,14 @@ rewritten after every run.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .bench import recipe_throughputs
 from .claims import Claim, judge
 from .config import OBJECTIVES, Config, trains_decoder
 from .data import PreparedData, prepare_data
@@ -180,6 +184,8 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
     _write_recipe(out)
     if stop_after_stage >= 3:
         confirm(config, out, data, seeds, progress, finished_only)
+    if stop_after_stage >= 4 and not out["pending"]:
+        time_to_target(config, out, data, seeds, progress, finished_only)
     return out
 
 
@@ -188,11 +194,11 @@ OWN_AXES = {"contrastive": ("linear_probe_acc",), "generative": ("test_bits_per_
             "hybrid": ("linear_probe_acc", "test_bits_per_dim")}
 
 
-def final_config(config: Config, objective: str, setting: Setting, n_val: int) -> Config:
-    """A confirmation run: ``setting`` at the profile's budget in images (steps = images / batch), the profile's
-    warm-up fraction, validated CURVE_POINTS times, the validation split held out."""
+def final_config(config: Config, objective: str, setting: Setting, n_val: int, budget: float = 1.0) -> Config:
+    """A confirmation run: ``setting`` at ``budget`` times the profile's training images (steps = images / batch),
+    the profile's warm-up fraction, validated CURVE_POINTS times, the validation split held out."""
     run = setting.apply(config.with_data(n_val=n_val).with_train(objective=objective))
-    steps = max(1, round(config.train.steps * config.train.batch_size / run.train.batch_size))
+    steps = max(1, round(budget * config.train.steps * config.train.batch_size / run.train.batch_size))
     warmup = max(1, round(steps * config.train.warmup_steps / config.train.steps))
     return run.with_train(steps=steps, warmup_steps=warmup, eval_every=max(1, steps // CURVE_POINTS))
 
@@ -245,6 +251,112 @@ def confirm(config: Config, out: dict[str, Any], data: PreparedData, seeds: tupl
                                              for j in judged}}
     out["stages"]["3"] = decisions
     _write_recipe(out)
+
+
+LADDER = (0.25, 0.5, 1.0, 2.0)  # time to target: the new recipe at these multiples of the profile's budget
+TARGET_BUDGETS = (1.0, 2.0)  # the targets: the old recipe's 3-seed means at these multiples (scaling.json)
+
+
+def targets(config: Config) -> list[dict[str, Any]]:
+    """Each objective's targets on its own axes: the old recipe's 3-seed mean at each TARGET_BUDGETS multiple of the
+    profile's steps, from results/<profile>/scaling.json (empty where that study has not run)."""
+    path = results_dir() / config.profile / "scaling.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    out = []
+    for objective in OBJECTIVES:
+        for metric in OWN_AXES[objective]:
+            for budget in TARGET_BUDGETS:
+                steps = round(budget * config.train.steps)
+                values = [r[metric] for r in rows if r["objective"] == objective and r["steps"] == steps]
+                if len(values) >= 3:
+                    out.append({"objective": objective, "metric": metric, "target_steps": steps,
+                                "target": float(np.mean(values))})
+    return out
+
+
+def _reaches(metric: str, value: float, target: float) -> bool:
+    return value <= target if metric == "test_bits_per_dim" else value >= target
+
+
+def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seeds: tuple[int, ...], progress: bool,
+                   finished_only: bool) -> None:
+    """Stage 4: training minutes to each target, old recipe against new. Quality: the cheapest budget of a ladder
+    (each a full schedule, every seed) whose mean reaches the target; the old recipe's ladder is scaling.json's,
+    the new recipe's trained here (LADDER, stopping at the first budget that reaches every target of its
+    objective). Time: that budget's steps times each recipe's seconds per step, measured side by side in one
+    process (:func:`hybridlib.bench.recipe_throughputs`). Fills ``out["time_to_target"]``."""
+    goals = targets(config)
+    path = results_dir() / config.profile / "scaling.json"
+    old_rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    result: dict[str, Any] = {"ladder": [], "rows": []}
+    new_configs, old_configs = {}, {}
+    for objective in OBJECTIVES:
+        new = out["stages"]["2"][objective]
+        if new["setting"] == "default":
+            continue
+        setting = Setting(new["setting"], "combined", model=new["model"], train=new["train"])
+        new_configs[objective] = final_config(config, objective, setting, out["n_val"])
+        old_configs[objective] = config.with_train(objective=objective)
+        mine = [g for g in goals if g["objective"] == objective]
+        for budget in LADDER:
+            point = _ladder_point(config, out, data, objective, setting, budget, mine, seeds, progress, finished_only)
+            if point is None:  # pending
+                break
+            result["ladder"].append(point)
+            _write_recipe({**out, "time_to_target": result})
+            if all(_reaches(g["metric"], point[g["metric"]], g["target"]) for g in mine):
+                break
+    if out["pending"] or not new_configs:
+        out["time_to_target"] = result
+        _write_recipe(out)
+        return
+    names = {f"{label} {o}": c for o in new_configs for label, c in (("old", old_configs[o]), ("new", new_configs[o]))}
+    rates = recipe_throughputs(names)
+    result["img_per_s"] = rates
+    for g in goals:
+        objective = g["objective"]
+        if objective not in new_configs:
+            continue
+        row = dict(g)
+        for label, ladder, batch in (
+                ("old", [{"steps": r["steps"], g["metric"]: r[g["metric"]], "seed": r["seed"]} for r in old_rows
+                         if r["objective"] == objective], old_configs[objective].train.batch_size),
+                ("new", [r for r in result["ladder"] if r["objective"] == objective],
+                 new_configs[objective].train.batch_size)):
+            by_steps: dict[int, list[float]] = {}
+            for r in ladder:
+                by_steps.setdefault(r["steps"], []).append(r[g["metric"]])
+            reached = [s for s, v in sorted(by_steps.items()) if _reaches(g["metric"], float(np.mean(v)), g["target"])]
+            seconds_per_step = batch / rates[f"{label} {objective}"]
+            row[f"{label}_steps"] = reached[0] if reached else None
+            row[f"{label}_minutes"] = reached[0] * seconds_per_step / 60 if reached else None
+        row["speedup"] = (row["old_minutes"] / row["new_minutes"]
+                          if row["old_minutes"] and row["new_minutes"] else None)
+        result["rows"].append(row)
+    out["time_to_target"] = result
+    _write_recipe(out)
+
+
+def _ladder_point(config: Config, out: dict[str, Any], data: PreparedData, objective: str, setting: Setting,
+                  budget: float, goals: list[dict[str, Any]], seeds: tuple[int, ...], progress: bool,
+                  finished_only: bool) -> dict[str, Any] | None:
+    """The new recipe at ``budget`` times the profile's images: each goal's metric, the mean over ``seeds`` on the
+    test set (None, and the missing run listed as pending, where a run has not finished and ``finished_only``)."""
+    values: dict[str, list[float]] = {g["metric"]: [] for g in goals}
+    for seed in seeds:
+        run_config = final_config(config, objective, setting, out["n_val"], budget).with_train(seed=seed)
+        try:
+            run = ensure_trained(run_config, data, progress, train_missing=not finished_only, shipped=False)
+        except CheckpointError:
+            if not finished_only:
+                raise
+            out["pending"].append(f"stage 4: {objective}, new recipe at {budget:g}x the budget, seed {seed}")
+            return None
+        evaluation = evaluate_run(run, data, config.eval, progress)
+        for metric in values:
+            values[metric].append(evaluation[metric])
+    return {"objective": objective, "budget": budget, "steps": run.step,
+            **{m: float(np.mean(v)) for m, v in values.items()}}
 
 
 def _curve(history: list[dict[str, float]]) -> list[dict[str, float | None]]:

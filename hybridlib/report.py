@@ -273,6 +273,29 @@ def recipe_confirmation(out: dict[str, Any]) -> list[str]:
         evidence = "; ".join(f"{m.replace('_', ' ')} gap {v['gap']:+.4f} (spread {v['spread']:.4f}): {v['verdict']}"
                              for m, v in d["verdicts"].items())
         lines += ["", f"- **{objective}: {'adopted' if d['adopted'] else 'not adopted'}** ({d['setting']}): {evidence}."]
+    return lines + _time_to_target(out.get("time_to_target"))
+
+
+def _time_to_target(t: dict[str, Any] | None) -> list[str]:
+    """Stage 4's table: training minutes to each target, old recipe against new."""
+    if not t or not t.get("rows"):
+        return []
+    lines = ["", "## Stage 4: training minutes to each target", "",
+             "Quality from the cheapest budget whose 3-seed mean reaches the target (the old recipe's ladder: "
+             "scaling.json; the new recipe's: trained here); minutes = those steps times each recipe's seconds per "
+             "step, measured side by side in one process (img/s: " + ", ".join(
+                 f"{name} {rate:.0f}" for name, rate in t["img_per_s"].items()) + ").", "",
+             "| objective | target | old: steps | old: min | new: steps | new: min | speed-up |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "not reached" if value is None else format(value, fmt)
+
+    for r in t["rows"]:
+        lines.append(f"| {r['objective']} | {r['metric'].replace('_', ' ')} {r['target']:.3f} (old, {r['target_steps']} "
+                     f"steps) | {cell(r['old_steps'], 'd')} | {cell(r['old_minutes'], '.1f')} | "
+                     f"{cell(r['new_steps'], 'd')} | {cell(r['new_minutes'], '.1f')} | "
+                     + ("–" if r["speedup"] is None else f"{r['speedup']:.2f}x") + " |")
     return lines
 
 

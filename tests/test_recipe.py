@@ -201,7 +201,7 @@ def test_the_recipe_study_resumes_after_a_kill(tmp_path, smoke_data, monkeypatch
 
 
 @pytest.mark.slow
-def test_stage3_confirms_each_objectives_recipe_by_the_claims_rule_and_resumes(tmp_path, monkeypatch):
+def test_stages_3_and_4_confirm_by_the_claims_rule_time_each_target_and_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path / "results"))
     config = dataclasses.replace(get_config("smoke", steps=8), eval=TINY)
@@ -229,7 +229,27 @@ def test_stage3_confirms_each_objectives_recipe_by_the_claims_rule_and_resumes(t
     def no_more_work(*args, **kwargs):
         raise AssertionError("a finished run was trained or evaluated again")
 
-    monkeypatch.setattr("hybridlib.experiments.evaluate_model", no_more_work)
-    monkeypatch.setattr("hybridlib.train.train", no_more_work)
-    again = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), finished_only=True)
+    with monkeypatch.context() as m:
+        m.setattr("hybridlib.experiments.evaluate_model", no_more_work)
+        m.setattr("hybridlib.train.train", no_more_work)
+        again = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), finished_only=True,
+                                  stop_after_stage=3)
     assert again["confirm"] == out["confirm"] and again["stages"] == out["stages"]
+
+    # stage 4 against targets of an old ladder (three seeds at 8 and 16 steps, as scaling.json holds them)
+    old = [{"objective": o, "steps": steps, "seed": seed, "linear_probe_acc": acc, "test_bits_per_dim": bits}
+           for o in OBJECTIVES for steps, acc, bits in ((8, 0.30, 1.9), (16, 0.99, 0.1)) for seed in (0, 1, 2)]
+    (folder / "scaling.json").write_text(json.dumps({"rows": old}))
+    timed = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), stop_after_stage=4)
+    t = timed["time_to_target"]
+    assert {r["objective"] for r in t["rows"]} == {o for o in OBJECTIVES if new[o]}
+    for r in t["rows"]:
+        ladder = [p for p in t["ladder"] if p["objective"] == r["objective"]]
+        assert r["old_steps"] == r["target_steps"]  # the old ladder reaches its own mean there, not before
+        reached = [p["steps"] for p in ladder if (p[r["metric"]] <= r["target"] if r["metric"] == "test_bits_per_dim"
+                                                   else p[r["metric"]] >= r["target"])]
+        assert r["new_steps"] == (reached[0] if reached else None)
+        if r["old_minutes"] and r["new_minutes"]:
+            assert r["speedup"] == pytest.approx(r["old_minutes"] / r["new_minutes"])
+        assert [p["budget"] for p in ladder] == list(recipe.LADDER[:len(ladder)])
+    assert all(rate > 0 for rate in t["img_per_s"].values()) and "## Stage 4" in (folder / "recipe.md").read_text()
