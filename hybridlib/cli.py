@@ -23,8 +23,8 @@ from typing import Sequence
 
 from .bench import run_benchmarks
 from .checkpoint import load_checkpoint
-from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, SCHEDULES, Config, get_config,
-                     resolve_profile)
+from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, SCHEDULES, Config,
+                     get_config, resolve_profile)
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
 from .evaluate import evaluate_baselines, evaluate_checkpoint
@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-train", type=_positive_int, help="use only the first N training images")
     t.add_argument("--n-val", type=_non_negative_int, help="hold out the last N training images as the validation set")
     t.add_argument("--eval-every", type=_non_negative_int, help="validation metrics every N steps (needs --n-val)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, help="adamw, or muon for the blocks' matrices (AdamW for the rest)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="adamw, or muon for the blocks' matrices (AdamW for the rest)")
     t.add_argument("--schedule", choices=SCHEDULES, help="cosine, or wsd (warm-up, stable, then a linear decay)")
     t.add_argument("--weight-decay", type=_non_negative_float)
     t.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
@@ -291,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "recipe":
-            out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, images=args.images, stop_after_stage=args.stage,
-                             finished_only=args.finished_only)
+            out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, images=args.images,
+                             stop_after_stage=args.stage, finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "recipe.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed, steps=args.steps))))

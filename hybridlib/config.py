@@ -455,6 +455,6 @@ def validate(config: Config) -> None:
 
 
 __all__ = [
-    "HEADS", "OBJECTIVES", "OPTIMIZERS", "SCHEDULES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS", "TRAINING_SECTIONS", "Config",
-    "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
+    "HEADS", "OBJECTIVES", "OPTIMIZERS", "SCHEDULES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS",
+    "TRAINING_SECTIONS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
 ]

@@ -74,7 +74,8 @@ def search_settings(config: Config) -> list[Setting]:
     other = "muon" if t.optimizer == "adamw" else "adamw"
     settings.append(Setting(f"optimizer {other}", "optimizer", train={"optimizer": other}))
     settings.append(Setting("weight decay on the hidden matrices only" if t.decay_embeddings else
-                            "weight decay on every matrix", "weight decay", train={"decay_embeddings": not t.decay_embeddings}))
+                            "weight decay on every matrix", "weight decay",
+                            train={"decay_embeddings": not t.decay_embeddings}))
     schedule = "wsd" if t.schedule == "cosine" else "cosine"
     settings.append(Setting(f"schedule {schedule}", "schedule", train={"schedule": schedule}))
     settings.append(Setting(f"batch {2 * t.batch_size}", "batch size", train={"batch_size": 2 * t.batch_size}))
@@ -138,8 +139,8 @@ def combined(settings: list[Setting], names: list[str], objective: str, lr_facto
 def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, progress: bool = True,
                finished_only: bool = False, stop_after_stage: int = 3, seeds: tuple[int, ...] = (0, 1, 2)
                ) -> dict[str, Any]:
-    """The stages of RECIPE_RULE for ``config``'s profile (up to ``stop_after_stage``); writes results/<profile>/recipe.{json,md} and its
-    figure after every run. ``images``: the search budget (default SEARCH_FRACTION of the profile's).
+    """The stages of RECIPE_RULE for ``config``'s profile (up to ``stop_after_stage``); writes
+    results/<profile>/recipe.{json,md} and its figures after every run. ``images``: the search budget (default SEARCH_FRACTION of the profile's).
     ``finished_only``: train nothing, tabulate what has finished (the rest is listed as pending). ``seeds``: stage 3's.
     """
     if n_val <= 0:

@@ -67,7 +67,8 @@ def test_the_validation_split_is_the_last_training_images_and_overlaps_neither_t
     assert torch.equal(held.test_images, full.test_images)  # the test set is untouched
     # by content too: no validation image is a training or a test image of the same array
     val = {bytes(x) for x in held.val_images.numpy()}
-    assert not val & {bytes(x) for x in held.train_images.numpy()} and not val & {bytes(x) for x in held.test_images.numpy()}
+    assert not val & {bytes(x) for x in held.train_images.numpy()}
+    assert not val & {bytes(x) for x in held.test_images.numpy()}
     with pytest.raises(ConfigError, match="leaves no training images"):
         load_data(config.__class__(**{**config.__dict__, "n_val": n}))
 
@@ -84,7 +85,8 @@ def test_warmup_stable_decay_holds_then_decays_linearly_to_the_floor():
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "linear"}, "schedule"), ({"decay_fraction": 0.0}, "decay_fraction"),
+    ({"optimizer": "sgd"}, "optimizer"), ({"schedule": "linear"}, "schedule"),
+    ({"decay_fraction": 0.0}, "decay_fraction"),
     ({"decay_fraction": 1.5}, "decay_fraction"), ({"eval_every": 10}, "n_val"), ({"n_val": -1}, "n_val"),
     ({"val_index": 0}, "val_index"),
 ])
@@ -173,7 +175,8 @@ def test_the_recipe_study_resumes_after_a_kill(tmp_path, smoke_data, monkeypatch
     monkeypatch.setenv("HYBRIDLIB_RESULTS", env["HYBRIDLIB_RESULTS"])
     study = tmp_path / "results" / "smoke" / "recipe.json"
     proc = subprocess.Popen(python_cmd("-m", "hybridlib", "recipe", "--profile", "smoke", "--n-val", "200",
-                                       "--images", "256", "--stage", "1"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       "--images", "256", "--stage", "1"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (study.exists() and len(json.loads(study.read_text())["rows"]) >= 4):
