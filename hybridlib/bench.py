@@ -49,8 +49,9 @@ from .files import write_json
 from .flops import model_flops_per_step
 from .hardware import matmul_peak, synchronize
 from .model import HybridTransformer
+from .muon import Muon
 from .paths import results_dir
-from .step import TrainStep, make_views, step_generator
+from .step import TrainStep, make_views, parameter_groups, step_generator
 from .tokenizer import GrayTokenizer, PaletteTokenizer, Tokenizer
 
 WARMUP, REPEATS, STEPS_PER_REPEAT = 3, 5, 3
@@ -222,6 +223,7 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
                 rows[-1]["eval_s"] = _eval_seconds(get_config(profile, objective).with_model(head=head), device, quick)
                 print(_format_row(rows[-1]), flush=True)
     extra = _logged_times()
+    extra["muon_step_s"] = {profile: muon_step_seconds(profile, device, quick) for profile, device in devices}
     out = out or results_dir() / "bench.json"
     write_json(out, rows)
     write_json(out.with_name("bench_times.json"), extra)
@@ -229,6 +231,37 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
         print(line)
     print(f"wrote {out}")
     return rows
+
+
+def muon_step_seconds(profile: str, device_name: str, quick: bool = False) -> dict[str, float]:
+    """Seconds per Muon step over the profile's hidden matrices (random gradients): torch.optim.Muon against
+    :class:`hybridlib.muon.Muon` with its Newton-Schulz iteration in bf16 and in fp32, timed in turn."""
+    device = torch.device(device_name)
+    config = get_config(profile, "hybrid", optimizer="muon")
+    model = HybridTransformer(config.model).to(device)
+    named = dict(model.named_parameters())
+    params = [named[n] for n in parameter_groups(model, config.train)["muon"]]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    kwargs = {"lr": config.train.lr, "weight_decay": config.train.weight_decay, "adjust_lr_fn": "match_rms_adamw"}
+    optimizers = {"torch.optim.Muon": torch.optim.Muon(params, **kwargs),
+                  "hybridlib bf16": Muon(params, ns_dtype=torch.bfloat16, **kwargs),
+                  "hybridlib fp32": Muon(params, ns_dtype=torch.float32, **kwargs)}
+    times = {}
+    with torch.no_grad():
+        snapshot = [p.detach().clone() for p in params]
+        for name, optimizer in optimizers.items():
+            optimizer.step()  # the momentum buffers and any lazy initialisation
+            synchronize(device)
+            t0 = time.perf_counter()
+            n = 2 if quick else 5
+            for _ in range(n):
+                optimizer.step()
+            synchronize(device)
+            times[name] = round((time.perf_counter() - t0) / n, 4)
+        for p, q in zip(params, snapshot):
+            p.copy_(q)
+    return times
 
 
 QUICK_EVAL = EvalConfig(n_probe_train=300, n_test=200, n_ood=50, n_corrupt=20)
@@ -313,6 +346,9 @@ def _format_times(extra: dict[str, Any]) -> list[str]:
     if "eval_time_s" in extra:
         lines.append("evaluation wall time per model (cpu profile): "
                      + ", ".join(f"{k} {v:.0f} s" for k, v in extra["eval_time_s"].items()))
+    for profile, times in extra.get("muon_step_s", {}).items():
+        lines.append(f"Muon step over the {profile} profile's hidden matrices: "
+                     + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in times.items()))
     if "reproduce_log" in extra:
         lines.append(f"make reproduce (cpu profile) wall time: {extra['reproduce_log']['wall_time_s'] / 60:.1f} min")
     return lines

@@ -458,7 +458,7 @@ def recipe_curves(rows: list[dict[str, Any]]) -> plt.Figure:
                                      (1, "val_bits_per_dim", "validation bits/dim")):
             ax = axes[row_axis, col]
             for r in (r for r in rows if r["objective"] == objective):
-                points = [(p["elapsed_s"] / 60, p[key]) for p in r["curve"] if p.get(key) is not None]
+                points = [(p["elapsed_s"] / 60, p[key]) for p in r.get("curve", []) if p.get(key) is not None]
                 if points:
                     x, y = zip(*points)
                     new = r["recipe"] == "new"

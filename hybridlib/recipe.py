@@ -5,7 +5,8 @@ images, never the test set), by a rule fixed in docs/recipe.md before any of its
 rule in one paragraph). Stage 1 changes one factor at a time from the profile's recipe; stage 2 combines each
 objective's winning levels and searches the learning rate again around them. Like the other studies it resumes:
 every run is a folder of its own (:func:`hybridlib.train.ensure_trained`), and the tables and the figure are
-rewritten after every run.
+rewritten after every run. Every finished run is also recorded in results/<profile>/recipe.json under its folder's
+name, so a fresh clone (which has no runs/) goes on from the committed results instead of training them again.
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from .bench import recipe_throughputs
 from .claims import Claim, judge
 from .config import OBJECTIVES, Config, trains_decoder
 from .data import PreparedData, prepare_data
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .experiments import evaluate_run, run_to_run_spread
 from .files import write_json, write_text
-from .paths import results_dir
+from .hardware import resolve_device
+from .paths import results_dir, run_dir_for, runs_dir
 from .report import recipe_figures, recipe_markdown
 from .studies import ROW_KEYS
-from .train import ensure_trained
+from .train import TrainResult, ensure_trained
 from .validation import VAL_FIELDS
 
 N_VAL = 5_000  # validation images: the last N_VAL training images (Fashion-MNIST: 55 000 left to train on)
@@ -34,6 +36,8 @@ SEARCH_FRACTION = 0.3  # the search budget: this fraction of the profile's train
 MARGIN = 0.005  # a level replaces the default only if it scores at least this much better (0.5 % relative)
 LR_FACTORS = (0.5, 2.0, 4.0)  # stage 1: the learning rate times these
 STAGE2_LR_FACTORS = (0.5, 1.0, 2.0)  # stage 2: the combination at its learning rate times these
+DIVERGED_NAME = "diverged.json"  # written into a run folder whose training became NaN: a restart skips the run
+MEASURED = ("steps", "batch_size", "lr", "val_knn_acc", "val_bits_per_dim", "train_minutes", "img_per_s", "diverged")
 OPTIMISATION = ("learning rate", "optimizer", "weight decay", "schedule")  # chosen per objective
 SHARED = ("batch size", "QK-norm", "output projections", "head")  # architecture and data: one choice for all
 
@@ -99,10 +103,18 @@ def search_config(config: Config, objective: str, setting: Setting, images: int,
 
 
 def score(objective: str, row: dict[str, Any], default: dict[str, Any]) -> float:
-    """The selection score of ``row`` against its objective's default row (0 for the default itself)."""
+    """The selection score of ``row`` against its objective's default row (0 for the default itself; None for a run
+    that diverged, which loses to every run that did not)."""
+    if row.get("diverged") or default.get("diverged"):
+        return None
     knn = row["val_knn_acc"] / default["val_knn_acc"] - 1
     bits = 1 - row["val_bits_per_dim"] / default["val_bits_per_dim"] if trains_decoder(objective) else 0.0
     return {"contrastive": knn, "generative": bits, "hybrid": knn + bits}[objective]
+
+
+def _score_of(row: dict[str, Any]) -> float:
+    """A row's score for comparisons: a diverged run (score None) scores -inf."""
+    return -math.inf if row.get("score") is None else row["score"]
 
 
 def choose_stage1(rows: list[dict[str, Any]], settings: list[Setting]) -> dict[str, Any]:
@@ -113,13 +125,13 @@ def choose_stage1(rows: list[dict[str, Any]], settings: list[Setting]) -> dict[s
     for objective in OBJECTIVES:
         for factor in OPTIMISATION:
             levels = [s for s in settings if s.factor == factor and objective in s.objectives]
-            best = max(levels, key=lambda s: by[(objective, s.name)]["score"], default=None)
-            if best is not None and by[(objective, best.name)]["score"] >= MARGIN:
+            best = max(levels, key=lambda s: _score_of(by[(objective, s.name)]), default=None)
+            if best is not None and _score_of(by[(objective, best.name)]) >= MARGIN:
                 per_objective[objective].append(best.name)
     shared = []
     for factor in SHARED:
         for s in (s for s in settings if s.factor == factor):
-            wins = sum(by[(o, s.name)]["score"] >= MARGIN for o in s.objectives)
+            wins = sum(_score_of(by[(o, s.name)]) >= MARGIN for o in s.objectives)
             if wins > len(s.objectives) / 2:
                 shared.append(s.name)
                 break  # one level per factor (each shared factor has one level besides the default)
@@ -140,27 +152,33 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
                finished_only: bool = False, stop_after_stage: int = 3, seeds: tuple[int, ...] = (0, 1, 2)
                ) -> dict[str, Any]:
     """The stages of RECIPE_RULE for ``config``'s profile (up to ``stop_after_stage``); writes
-    results/<profile>/recipe.{json,md} and its figures after every run. ``images``: the search budget (default SEARCH_FRACTION of the profile's).
-    ``finished_only``: train nothing, tabulate what has finished (the rest is listed as pending). ``seeds``: stage 3's.
+    results/<profile>/recipe.{json,md} and its figures after every run. ``images``: the search budget (default
+    SEARCH_FRACTION of the profile's). ``finished_only``: train nothing, tabulate what has finished (the rest is
+    listed as pending). ``seeds``: stage 3's. Runs that recipe.json already records for this study are not trained
+    or evaluated again (:func:`recorded_runs`).
     """
     if n_val <= 0:
         raise ConfigError(f"the recipe study needs a validation split: n_val must be positive, got {n_val}")
     images = images or round(SEARCH_FRACTION * config.train.steps * config.train.batch_size)
     data = prepare_data(config.with_data(n_val=n_val).data)
     settings = search_settings(config)
+    previous = recorded_study(config, n_val, images)  # read once: every run below rewrites the file
+    recorded = recorded_runs(previous)
     out: dict[str, Any] = {"profile": config.profile, "rule": RECIPE_RULE, "n_val": n_val, "images": images,
-                           "margin": MARGIN, "base": config.to_dict()["train"], "rows": [], "pending": [],
-                           "stages": {}}
+                           "margin": MARGIN, "base": config.to_dict()["train"], "base_config": _as_json(config),
+                           "rows": [], "pending": [], "stages": {}}
     defaults: dict[str, dict[str, Any]] = {}
 
     def record(stage: int, objective: str, setting: Setting) -> None:
         run_config = search_config(config, objective, setting, images, n_val)
-        row = _measured(run_config, data, progress, finished_only)
+        key = run_key(run_config)
+        row = ({k: recorded[key][k] for k in MEASURED if k in recorded[key]} if key in recorded else
+               _measured(run_config, data, progress, finished_only))
         if row is None:
             out["pending"].append(f"stage {stage}: {objective}, {setting.name}")
         else:
             row = {"stage": stage, "objective": objective, "setting": setting.name, "factor": setting.factor,
-                   "model": setting.model, "train": setting.train, **row}
+                   "model": setting.model, "train": setting.train, **row, "run": key}
             if setting.name == "default":
                 defaults[objective] = row
             row["score"] = score(objective, row, defaults[objective]) if objective in defaults else None
@@ -184,10 +202,40 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
                                      defaults[o]) for o in OBJECTIVES}
     _write_recipe(out)
     if stop_after_stage >= 3:
-        confirm(config, out, data, seeds, progress, finished_only)
+        confirm(config, out, data, seeds, progress, finished_only, recorded)
     if stop_after_stage >= 4 and not out["pending"]:
-        time_to_target(config, out, data, seeds, progress, finished_only)
+        time_to_target(config, out, data, seeds, progress, finished_only, recorded,
+                       previous.get("time_to_target", {}))
     return out
+
+
+def run_key(config: Config) -> str:
+    """The name a run is recorded under in recipe.json: its folder under runs/ (every setting that differs from the
+    profile's, and the seed)."""
+    return run_dir_for(config).relative_to(runs_dir()).as_posix()
+
+
+def recorded_study(config: Config, n_val: int, images: int) -> dict[str, Any]:
+    """results/<profile>/recipe.json where it is this study's (the same profile configuration, validation split and
+    search budget); {} where there is none or it is another's."""
+    try:
+        previous = json.loads((results_dir() / config.profile / "recipe.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    same = (previous.get("base_config"), previous.get("n_val"), previous.get("images")) == (_as_json(config), n_val,
+                                                                                             images)
+    return previous if same else {}
+
+
+def recorded_runs(study: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The finished runs a :func:`recorded_study` records, by :func:`run_key` (a stage-3 run that is also on stage
+    4's ladder as its stage-3 row, which holds every axis)."""
+    rows = [*study.get("time_to_target", {}).get("runs", []), *study.get("rows", []), *study.get("confirm", [])]
+    return {r["run"]: r for r in rows if "run" in r}
+
+
+def _as_json(config: Config) -> dict[str, Any]:
+    return json.loads(json.dumps(config.to_dict()))  # as recipe.json holds it (tuples as lists)
 
 
 CURVE_POINTS = 10  # validation points along each confirmation run: the curves of the figure
@@ -205,7 +253,7 @@ def final_config(config: Config, objective: str, setting: Setting, n_val: int, b
 
 
 def confirm(config: Config, out: dict[str, Any], data: PreparedData, seeds: tuple[int, ...], progress: bool,
-            finished_only: bool) -> None:
+            finished_only: bool, recorded: dict[str, dict[str, Any]]) -> None:
     """Stage 3: each objective's old recipe and its stage-2 recipe at the final budget over ``seeds``, every axis
     on the test set; the new one is adopted where it beats the old on the objective's own axes by the claims' rule
     (held on one, not held on none). Fills ``out["stages"]["3"]`` and ``out["confirm"]`` (one row per run)."""
@@ -220,28 +268,41 @@ def confirm(config: Config, out: dict[str, Any], data: PreparedData, seeds: tupl
                 if label == "new" and setting.name == "default":
                     continue  # the search kept the old recipe: nothing to confirm
                 run_config = final_config(config, objective, setting, out["n_val"]).with_train(seed=seed)
-                try:
-                    run = ensure_trained(run_config, data, progress, train_missing=not finished_only, shipped=False)
-                except CheckpointError:
-                    if not finished_only:
-                        raise
+                key = run_key(run_config)
+                if key in recorded:
+                    out["confirm"].append(recorded[key])
+                    continue
+                run = _trained(run_config, data, progress, finished_only)
+                if run is None:
                     out["pending"].append(f"stage 3: {objective}, {label} recipe, seed {seed}")
+                    continue
+                if run == "diverged":
+                    out["confirm"].append({"objective": objective, "recipe": label, "setting": setting.name,
+                                           "seed": seed, "diverged": True, "run": key})
+                    _write_recipe(out)
                     continue
                 result = evaluate_run(run, data, config.eval, progress)
                 out["confirm"].append({"objective": objective, "recipe": label, "setting": setting.name, "seed": seed,
                                        "steps": run.step, "batch_size": run_config.train.batch_size,
                                        "train_minutes": run.wall_time_s / 60,
                                        **{k: result.get(k) for k in ROW_KEYS},
-                                       "curve": _curve(run.history)})
+                                       "curve": _curve(run.history), "run": key})
                 _write_recipe(out)
     for objective in OBJECTIVES:
         rows = {label: [r for r in out["confirm"] if r["objective"] == objective and r["recipe"] == label]
                 for label in ("old", "new")}
-        if not rows["new"]:
+        if out["stages"]["2"][objective]["setting"] == "default":
             decisions[objective] = {"adopted": False, "why": "the search kept the old recipe"}
             continue
         if len(rows["new"]) < len(seeds) or len(rows["old"]) < len(seeds):
             continue  # pending
+        if any(r.get("diverged") for r in rows["new"]):
+            decisions[objective] = {"adopted": False, "setting": out["stages"]["2"][objective]["setting"],
+                                    "why": "the new recipe diverged on a seed at the final budget"}
+            continue
+        if any(r.get("diverged") for r in rows["old"]):
+            raise NonFiniteLossError(f"the old {objective} recipe diverged at the final budget, so the comparison "
+                                     f"has no baseline; see {DIVERGED_NAME} in its run folder")
         judged = [judge(Claim(objective, "the new recipe beats the old", metric, "new", "old",
                               higher_is_better=metric != "test_bits_per_dim"),
                         [r[metric] for r in rows["new"]], [r[metric] for r in rows["old"]], floors.get(metric, 0.0))
@@ -256,6 +317,7 @@ def confirm(config: Config, out: dict[str, Any], data: PreparedData, seeds: tupl
 
 LADDER = (0.25, 0.5, 1.0, 2.0)  # time to target: the new recipe at these multiples of the profile's budget
 TARGET_BUDGETS = (1.0, 2.0)  # the targets: the old recipe's 3-seed means at these multiples (scaling.json)
+MIN_SEEDS = 3  # a budget of the old ladder counts only with at least this many seeds (a mean, like the targets)
 
 
 def targets(config: Config) -> list[dict[str, Any]]:
@@ -269,7 +331,7 @@ def targets(config: Config) -> list[dict[str, Any]]:
             for budget in TARGET_BUDGETS:
                 steps = round(budget * config.train.steps)
                 values = [r[metric] for r in rows if r["objective"] == objective and r["steps"] == steps]
-                if len(values) >= 3:
+                if len(values) >= MIN_SEEDS:
                     out.append({"objective": objective, "metric": metric, "target_steps": steps,
                                 "target": float(np.mean(values))})
     return out
@@ -280,16 +342,17 @@ def _reaches(metric: str, value: float, target: float) -> bool:
 
 
 def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seeds: tuple[int, ...], progress: bool,
-                   finished_only: bool) -> None:
+                   finished_only: bool, recorded: dict[str, dict[str, Any]], previous: dict[str, Any]) -> None:
     """Stage 4: training minutes to each target, old recipe against new. Quality: the cheapest budget of a ladder
     (each a full schedule, every seed) whose mean reaches the target; the old recipe's ladder is scaling.json's,
     the new recipe's trained here (LADDER, stopping at the first budget that reaches every target of its
     objective). Time: that budget's steps times each recipe's seconds per step, measured side by side in one
-    process (:func:`hybridlib.bench.recipe_throughputs`). Fills ``out["time_to_target"]``."""
+    process (:func:`hybridlib.bench.recipe_throughputs`), or read from ``previous`` (the recorded stage 4) where that
+    measured the same configurations on the same device. Fills ``out["time_to_target"]``."""
     goals = targets(config)
     path = results_dir() / config.profile / "scaling.json"
     old_rows = json.loads(path.read_text())["rows"] if path.exists() else []
-    result: dict[str, Any] = {"ladder": [], "rows": []}
+    result: dict[str, Any] = {"ladder": [], "rows": [], "runs": []}  # runs: each ladder run's own metrics
     new_configs, old_configs = {}, {}
     for objective in OBJECTIVES:
         new = out["stages"]["2"][objective]
@@ -300,20 +363,28 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
         old_configs[objective] = config.with_train(objective=objective)
         mine = [g for g in goals if g["objective"] == objective]
         for budget in LADDER:
-            point = _ladder_point(config, out, data, objective, setting, budget, mine, seeds, progress, finished_only)
+            known = {**recorded, **{r["run"]: r for r in out["confirm"] if "run" in r},
+                     **{r["run"]: r for r in result["runs"]}}  # the 1x budget's runs are stage 3's
+            point = _ladder_point(config, out, data, objective, setting, budget, mine, seeds, progress, finished_only,
+                                  known, result["runs"])
             if point is None:  # pending
                 break
             result["ladder"].append(point)
             _write_recipe({**out, "time_to_target": result})
-            if all(_reaches(g["metric"], point[g["metric"]], g["target"]) for g in mine):
+            if not point.get("diverged") and all(_reaches(g["metric"], point[g["metric"]], g["target"]) for g in mine):
                 break
     if out["pending"] or not new_configs:
         out["time_to_target"] = result
         _write_recipe(out)
         return
     names = {f"{label} {o}": c for o in new_configs for label, c in (("old", old_configs[o]), ("new", new_configs[o]))}
-    rates = recipe_throughputs(names)
-    result["img_per_s"] = rates
+    device = str(resolve_device())  # the device the runs trained on
+    measured = json.loads(json.dumps({name: c.to_dict() for name, c in names.items()}))  # as recipe.json holds it
+    if previous.get("configs") == measured and previous.get("device") == device:
+        rates = previous["img_per_s"]  # measured once: rerunning the study does not move its table
+    else:
+        rates = recipe_throughputs(names, device)
+    result.update(img_per_s=rates, device=device, configs=measured)
     for g in goals:
         objective = g["objective"]
         if objective not in new_configs:
@@ -322,11 +393,13 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
         for label, ladder, batch in (
                 ("old", [{"steps": r["steps"], g["metric"]: r[g["metric"]], "seed": r["seed"]} for r in old_rows
                          if r["objective"] == objective], old_configs[objective].train.batch_size),
-                ("new", [r for r in result["ladder"] if r["objective"] == objective],
+                ("new", [r for r in result["ladder"] if r["objective"] == objective and not r.get("diverged")],
                  new_configs[objective].train.batch_size)):
             by_steps: dict[int, list[float]] = {}
             for r in ladder:
                 by_steps.setdefault(r["steps"], []).append(r[g["metric"]])
+            if label == "old":  # scaling.json's budgets with fewer seeds than the targets' are not means to compare
+                by_steps = {s: v for s, v in by_steps.items() if len(v) >= MIN_SEEDS}
             reached = [s for s, v in sorted(by_steps.items()) if _reaches(g["metric"], float(np.mean(v)), g["target"])]
             seconds_per_step = batch / rates[f"{label} {objective}"]
             row[f"{label}_steps"] = reached[0] if reached else None
@@ -340,23 +413,38 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
 
 def _ladder_point(config: Config, out: dict[str, Any], data: PreparedData, objective: str, setting: Setting,
                   budget: float, goals: list[dict[str, Any]], seeds: tuple[int, ...], progress: bool,
-                  finished_only: bool) -> dict[str, Any] | None:
+                  finished_only: bool, known: dict[str, dict[str, Any]], runs: list[dict[str, Any]]
+                  ) -> dict[str, Any] | None:
     """The new recipe at ``budget`` times the profile's images: each goal's metric, the mean over ``seeds`` on the
-    test set (None, and the missing run listed as pending, where a run has not finished and ``finished_only``)."""
+    test set (None, and the missing run listed as pending, where a run has not finished and ``finished_only``).
+    A run in ``known`` (by :func:`run_key`) is taken from there; each run of the ladder, known or trained here, is
+    recorded in ``runs`` (once)."""
     values: dict[str, list[float]] = {g["metric"]: [] for g in goals}
     for seed in seeds:
         run_config = final_config(config, objective, setting, out["n_val"], budget).with_train(seed=seed)
-        try:
-            run = ensure_trained(run_config, data, progress, train_missing=not finished_only, shipped=False)
-        except CheckpointError:
-            if not finished_only:
-                raise
-            out["pending"].append(f"stage 4: {objective}, new recipe at {budget:g}x the budget, seed {seed}")
-            return None
-        evaluation = evaluate_run(run, data, config.eval, progress)
+        key = run_key(run_config)
+        if key not in known:
+            run = _trained(run_config, data, progress, finished_only)
+            if run is None:
+                out["pending"].append(f"stage 4: {objective}, new recipe at {budget:g}x the budget, seed {seed}")
+                return None
+            record = {"objective": objective, "budget": budget, "seed": seed, "steps": run_config.train.steps,
+                      "run": key}
+            if run == "diverged":
+                record["diverged"] = True
+            else:
+                evaluation = evaluate_run(run, data, config.eval, progress)
+                record.update(steps=run.step, **{m: evaluation[m] for m in values})
+            known[key] = record
+        if all(r["run"] != key for r in runs):
+            runs.append({"objective": objective, "budget": budget, "seed": seed, "run": key,
+                         **{k: known[key][k] for k in ("steps", "diverged", *values) if k in known[key]}})
+        if known[key].get("diverged"):  # this budget does not reach the targets; the ladder goes on to the next
+            return {"objective": objective, "budget": budget, "steps": run_config.train.steps, "diverged": True,
+                    **{m: None for m in values}}
         for metric in values:
-            values[metric].append(evaluation[metric])
-    return {"objective": objective, "budget": budget, "steps": run.step,
+            values[metric].append(known[key][metric])
+    return {"objective": objective, "budget": budget, "steps": known[key]["steps"],
             **{m: float(np.mean(v)) for m, v in values.items()}}
 
 
@@ -370,19 +458,40 @@ def _curve(history: list[dict[str, float]]) -> list[dict[str, float | None]]:
 
 def _winner(rows: list[dict[str, Any]], default: dict[str, Any]) -> dict[str, Any]:
     """The stage-2 row with the best score if it is at least MARGIN above the default, else the default."""
-    best = max(rows, key=lambda r: r["score"])
-    chosen = best if best["score"] >= MARGIN else default
+    best = max(rows, key=_score_of)
+    chosen = best if _score_of(best) >= MARGIN else default
     return {k: chosen[k] for k in ("setting", "model", "train", "score")}
 
 
-def _measured(config: Config, data: PreparedData, progress: bool, finished_only: bool) -> dict[str, Any] | None:
-    """The validation metrics and cost of ``config``'s run (trained here unless ``finished_only``; None: pending)."""
+def _trained(config: Config, data: PreparedData, progress: bool, finished_only: bool) -> TrainResult | str | None:
+    """``config``'s finished run (trained here unless ``finished_only``), None where it is pending, or "diverged"
+    where its training became NaN or infinite: that is a result of the setting, recorded as DIVERGED_NAME in the
+    run's folder (with the error), so the study goes on and a restart does not train it again."""
+    marker = run_dir_for(config) / DIVERGED_NAME
+    if marker.exists():
+        return "diverged"
     try:
-        run = ensure_trained(config, data, progress, train_missing=not finished_only, shipped=False)
+        return ensure_trained(config, data, progress, train_missing=not finished_only, shipped=False)
     except CheckpointError:
         if not finished_only:  # a real error, not a pending run
             raise
         return None
+    except NonFiniteLossError as e:
+        write_json(marker, {"error": str(e)})
+        print(f"{e} The recipe study records this run as diverged ({marker}) and goes on.", flush=True)
+        return "diverged"
+
+
+def _measured(config: Config, data: PreparedData, progress: bool, finished_only: bool) -> dict[str, Any] | None:
+    """The validation metrics and cost of ``config``'s run (trained here unless ``finished_only``; None: pending;
+    ``diverged: True`` and no metrics where its training became NaN)."""
+    run = _trained(config, data, progress, finished_only)
+    if run is None:
+        return None
+    if run == "diverged":
+        return {"steps": config.train.steps, "batch_size": config.train.batch_size, "lr": config.train.lr,
+                "val_knn_acc": None, "val_bits_per_dim": None, "train_minutes": None, "img_per_s": None,
+                "diverged": True}
     last = next(r for r in reversed(run.history) if not math.isnan(r.get("val_knn_acc", math.nan)))
     return {"steps": run.step, "batch_size": config.train.batch_size, "lr": config.train.lr,
             "val_knn_acc": last["val_knn_acc"],

@@ -259,13 +259,17 @@ def recipe_confirmation(out: dict[str, Any]) -> list[str]:
     for r in out["confirm"]:
         groups.setdefault((r["objective"], r["recipe"]), []).append(r)
     for (objective, recipe), rs in groups.items():
+        diverged = [str(r["seed"]) for r in rs if r.get("diverged")]
+        rs = [r for r in rs if not r.get("diverged")] or rs
         cells = []
         for k in RECIPE_AXES:
             values = [r[k] for r in rs if r.get(k) is not None]
             cells.append("–" if not values else f"{np.mean(values):.3f}" +
                          (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""))
         lines.append(f"| {objective} | {recipe}: {rs[0]['setting']} | {','.join(str(r['seed']) for r in rs)} | "
-                     + " | ".join(cells) + f" | {np.mean([r['train_minutes'] for r in rs]):.1f} |")
+                     + " | ".join(cells) + " | " + (f"{np.mean([r['train_minutes'] for r in rs]):.1f}" if
+                                                     "train_minutes" in rs[0] else "–")
+                     + (f" (diverged: seed {', '.join(diverged)})" if diverged else "") + " |")
     for objective, d in out.get("stages", {}).get("3", {}).items():
         if "verdicts" not in d:
             lines += ["", f"- {objective}: {d['why']}."]
@@ -283,7 +287,7 @@ def _time_to_target(t: dict[str, Any] | None) -> list[str]:
     lines = ["", "## Stage 4: training minutes to each target", "",
              "Quality from the cheapest budget whose 3-seed mean reaches the target (the old recipe's ladder: "
              "scaling.json; the new recipe's: trained here); minutes = those steps times each recipe's seconds per "
-             "step, measured side by side in one process (img/s: " + ", ".join(
+             "step, measured side by side in one process on " + t.get("device", "cpu") + " (img/s: " + ", ".join(
                  f"{name} {rate:.0f}" for name, rate in t["img_per_s"].items()) + ").", "",
              "| objective | target | old: steps | old: min | new: steps | new: min | speed-up |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -304,6 +308,10 @@ def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
     rows = ["| stage | objective | setting | steps × batch | val kNN acc | val bits/dim | train min | img/s | score |",
             "|---:|---|---|---|---:|---:|---:|---:|---:|"]
     for r in out["rows"]:
+        if r.get("diverged"):
+            rows.append(f"| {r['stage']} | {r['objective']} | {r['setting']} | {r['steps']} × {r['batch_size']} | "
+                        "diverged (NaN) | – | – | – | loses |")
+            continue
         bits = "–" if r["val_bits_per_dim"] is None else f"{r['val_bits_per_dim']:.4f}"
         sc = "–" if r["score"] is None else f"{100 * r['score']:+.2f} %"
         rows.append(f"| {r['stage']} | {r['objective']} | {r['setting']} | {r['steps']} × {r['batch_size']} | "

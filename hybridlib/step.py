@@ -25,6 +25,7 @@ from .errors import HybridlibError
 from .hardware import autocast, autocast_dtype, can_compile, grad_scaler
 from .losses import Objective
 from .model import HybridTransformer
+from .muon import Muon
 from .paths import compile_cache_dir
 from .tokenizer import Tokenizer
 
@@ -111,8 +112,10 @@ def forward_backward(module: Any, inputs: tuple[Tensor | None, ...], optimizers:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to 1, then to ``min_lr_ratio`` at the last step: a cosine decay (``schedule="cosine"``), or
-    warmup-stable-decay (``"wsd"``): stable at 1, then linear over the last ``decay_fraction`` of the steps."""
+    """Linear warm-up to 1, then down to ``min_lr_ratio``, which it reaches at step ``steps`` (one after the last
+    update, so the last update is a little above the floor): a cosine decay (``schedule="cosine"``), or
+    warmup-stable-decay (``"wsd"``): stable at 1, then linear over the last ``decay_fraction`` of the steps (where
+    that overlaps the warm-up, the warm-up comes first)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.schedule == "wsd":
@@ -147,7 +150,8 @@ def parameter_groups(model: torch.nn.Module, cfg: TrainConfig) -> dict[str, list
 
 def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, vectorized: bool = True
                     ) -> list[torch.optim.Optimizer]:
-    """AdamW over :func:`parameter_groups`' ``decay`` and ``no_decay``, and Muon over ``muon`` where there is one.
+    """AdamW over :func:`parameter_groups`' ``decay`` and ``no_decay``, and Muon (:class:`hybridlib.muon.Muon`,
+    torch.optim.Muon's update) over ``muon`` where there is one.
 
     Muon's step is scaled to the RMS of AdamW's (``adjust_lr_fn="match_rms_adamw"``), so one ``lr`` and one
     ``weight_decay`` serve both. ``vectorized``: fused (CUDA) or foreach (CPU) AdamW updates; False is the plain
@@ -159,8 +163,10 @@ def make_optimizers(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     impl = ({"fused": True} if device.type == "cuda" else {"foreach": True}) if vectorized else {"foreach": False}
     optimizers: list[torch.optim.Optimizer] = [torch.optim.AdamW(adamw_groups, lr=cfg.lr, betas=(0.9, 0.95), **impl)]
     if groups["muon"]:
-        optimizers.append(torch.optim.Muon([params[n] for n in groups["muon"]], lr=cfg.lr,
-                                           weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"))
+        # bf16 Newton-Schulz as torch.optim.Muon on a GPU; fp32 on a CPU, where it is many times faster
+        optimizers.append(Muon([params[n] for n in groups["muon"]], lr=cfg.lr, weight_decay=cfg.weight_decay,
+                               adjust_lr_fn="match_rms_adamw",
+                               ns_dtype=torch.float32 if device.type == "cpu" else torch.bfloat16))
     return optimizers
 
 

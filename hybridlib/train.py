@@ -148,6 +148,9 @@ def train(
     training: a second process training into it is refused.
     """
     validate(config)
+    if data is not None and data.config != config.data:
+        raise ConfigError(f"the data passed to train were prepared for {data.config}, not for this configuration's "
+                          f"{config.data}: pass prepare_data(config.data), or no data")
     out_dir = Path(out_dir)
     device = resolve_device(device)
     rank, world = _init_distributed(device)

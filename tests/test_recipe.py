@@ -3,6 +3,7 @@ new settings' validation, a Muon run's resume, the search rule, and that the stu
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ import torch
 from hybridlib import losses, recipe
 from hybridlib.config import OBJECTIVES, EvalConfig, get_config
 from hybridlib.data import load_data
-from hybridlib.errors import ConfigError
+from hybridlib.errors import ConfigError, NonFiniteLossError
 from hybridlib.model import HybridTransformer
 from hybridlib.paths import run_dir_for
 from hybridlib.step import lr_factor, make_optimizers, parameter_groups
@@ -157,6 +158,40 @@ def test_the_stage1_rule_chooses_per_objective_and_adopts_shared_levels_by_major
     assert c.train == {"lr": 0.008, "batch_size": 256} and c.model == {}
 
 
+def test_a_diverged_run_is_recorded_loses_every_comparison_and_is_not_trained_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
+    config = recipe.search_config(get_config("smoke"), "generative", recipe.Setting("lr 1", "learning rate",
+                                                                                    train={"lr": 1.0}), 128, 200)
+    calls = []
+
+    def diverging(*args, **kwargs):
+        calls.append(args[0])
+        raise NonFiniteLossError("the generative loss became NaN or infinite at step 3")
+
+    monkeypatch.setattr(recipe, "ensure_trained", diverging)
+    row = recipe._measured(config, None, progress=False, finished_only=False)
+    assert row["diverged"] and row["val_knn_acc"] is None and len(calls) == 1
+    assert "step 3" in json.loads((run_dir_for(config) / recipe.DIVERGED_NAME).read_text())["error"]
+    assert recipe._measured(config, None, progress=False, finished_only=False) == row and len(calls) == 1  # skipped
+    default = {"val_knn_acc": 0.5, "val_bits_per_dim": 1.0}
+    assert recipe.score("generative", row, default) is None
+    rows = [{**_row("generative", "lr 1", "learning rate", None), "diverged": True},
+            _row("generative", "lr 0.002", "learning rate", -0.5)]
+    assert recipe._score_of(rows[0]) < recipe._score_of(rows[1])
+    settings = [recipe.Setting("lr 1", "learning rate"), recipe.Setting("lr 0.002", "learning rate")]
+    by = {r["setting"]: r for r in rows}
+    assert max(settings, key=lambda s: recipe._score_of(by[s.name])).name == "lr 0.002"
+    assert recipe._winner([{**rows[0], "model": {}, "train": {}}], {**_row("generative", "default", "default", 0.0),
+                                                                    "model": {}, "train": {}})["setting"] == "default"
+
+
+def test_train_refuses_data_prepared_for_other_data_settings(tmp_path, smoke_data):
+    config = get_config("smoke", n_val=200)
+    with pytest.raises(ConfigError, match="prepare_data") as e:
+        train(config, tmp_path / "run", progress=False, data=smoke_data)
+    assert "\n" not in str(e.value) and not (tmp_path / "run").exists()  # refused before anything is written
+
+
 def test_a_search_run_spends_the_same_images_whatever_its_batch():
     config = get_config("cpu")
     for setting in recipe.search_settings(config):
@@ -208,8 +243,13 @@ def test_stages_3_and_4_confirm_by_the_claims_rule_time_each_target_and_resume(t
     monkeypatch.setenv("HYBRIDLIB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path / "results"))
     config = dataclasses.replace(get_config("smoke", steps=8), eval=TINY)
+    # a new recipe for two objectives, whatever the tiny runs score: stage 2's largest learning rate wins, and the
+    # contrastive search keeps the old recipe
+    monkeypatch.setattr(recipe, "score", lambda objective, row, default: 0.1 if row["stage"] == 2 and objective !=
+                        "contrastive" and row["lr"] > 1.5 * config.train.lr else 0.0)
     out = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1))
     new = {o: out["stages"]["2"][o]["setting"] != "default" for o in OBJECTIVES}
+    assert new == {"contrastive": False, "generative": True, "hybrid": True}
     assert len(out["confirm"]) == 2 * (3 + sum(new.values())) and out["pending"] == []
     for objective, decision in out["stages"]["3"].items():
         if not new[objective]:
@@ -256,3 +296,34 @@ def test_stages_3_and_4_confirm_by_the_claims_rule_time_each_target_and_resume(t
             assert r["speedup"] == pytest.approx(r["old_minutes"] / r["new_minutes"])
         assert [p["budget"] for p in ladder] == list(recipe.LADDER[:len(ladder)])
     assert all(rate > 0 for rate in t["img_per_s"].values()) and "## Stage 4" in (folder / "recipe.md").read_text()
+    assert set(t["img_per_s"]) == {f"{label} {o}" for o in ("generative", "hybrid") for label in ("old", "new")}
+    with monkeypatch.context() as m:  # the throughput was measured once: a rerun reads it back
+        m.setattr(recipe, "recipe_throughputs", no_more_work)
+        again = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), stop_after_stage=4)
+    assert again["time_to_target"]["rows"] == t["rows"]
+    # a fresh clone: no runs/ at all, only the committed recipe.json; nothing is trained or evaluated again
+    shutil.rmtree(tmp_path / "runs")
+    with monkeypatch.context() as m:
+        m.setattr("hybridlib.experiments.evaluate_model", no_more_work)
+        m.setattr("hybridlib.train.train", no_more_work)
+        m.setattr(recipe, "recipe_throughputs", no_more_work)
+        cloned = recipe.run_recipe(config, n_val=200, images=128, progress=False, seeds=(0, 1), stop_after_stage=4)
+    assert cloned["pending"] == [] and cloned["rows"] == again["rows"] and cloned["confirm"] == again["confirm"]
+    assert cloned["stages"] == again["stages"] and cloned["time_to_target"] == again["time_to_target"]
+
+
+def test_recorded_runs_are_only_those_of_the_same_study(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
+    config = get_config("smoke")
+    assert recipe.recorded_runs(recipe.recorded_study(config, 200, 128)) == {}  # no study yet
+    run = recipe.search_config(config, "generative", recipe.Setting("default", "default"), 128, 200)
+    key = recipe.run_key(run)
+    assert key.startswith("smoke/seed0/generative-n_val200")
+    row = {"stage": 1, "objective": "generative", "val_knn_acc": 0.5, "run": key}
+    study = {"base_config": recipe._as_json(config), "n_val": 200, "images": 128, "rows": [row], "confirm": []}
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "recipe.json").write_text(json.dumps(study))
+    assert recipe.recorded_runs(recipe.recorded_study(config, 200, 128)) == {key: row}
+    assert recipe.recorded_runs(recipe.recorded_study(config, 200, 256)) == {}  # another search budget
+    assert recipe.recorded_runs(recipe.recorded_study(config, 100, 128)) == {}  # another validation split
+    assert recipe.recorded_runs(recipe.recorded_study(config.with_train(lr=0.01), 200, 128)) == {}  # another profile recipe
