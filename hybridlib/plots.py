@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
@@ -432,7 +433,10 @@ def recipe_scores(rows: list[dict[str, Any]], margin: float) -> plt.Figure:
                              squeeze=False)
     for ax, objective in zip(axes.flat, objectives):
         mine = [r for r in rows if r["objective"] == objective and r.get("score") is not None]
-        names = [("" if r["stage"] == 1 else "2: ") + r["setting"] for r in mine]
+        # a stage-2 setting is the objective's combination at a learning rate: the bar says the rate, the note
+        # under the panel the combination, so that the long names do not run into the next panel
+        names = [r["setting"] if r["stage"] == 1 else "stage 2: " + r["setting"].rpartition("; ")[2] for r in mine]
+        combination = next((r["setting"].rpartition("; ")[0] for r in mine if r["stage"] == 2), "")
         scores = [100 * r["score"] for r in mine]
         ax.barh(range(len(mine)), scores, color=[MODEL_COLOURS.get(objective) if s >= 100 * margin else "0.7"
                                                  for s in scores])
@@ -444,6 +448,9 @@ def recipe_scores(rows: list[dict[str, Any]], margin: float) -> plt.Figure:
         ax.set_xlabel("score against the default (%)", fontsize=10)
         ax.set_title(objective, fontsize=12)
         ax.grid(axis="x", alpha=0.3)
+        if combination:
+            ax.text(0.5, -0.16, "stage 2: " + textwrap.fill(combination, 48), transform=ax.transAxes, ha="center",
+                    va="top", fontsize=8)
     fig.tight_layout()
     return fig
 
