@@ -354,6 +354,8 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
     old_rows = json.loads(path.read_text())["rows"] if path.exists() else []
     result: dict[str, Any] = {"ladder": [], "rows": [], "runs": []}  # runs: each ladder run's own metrics
     new_configs, old_configs = {}, {}
+    # every run already measured (the 1x budget's are stage 3's); _ladder_point adds the ones it trains
+    known = {**recorded, **{r["run"]: r for r in out["confirm"] if "run" in r}}
     for objective in OBJECTIVES:
         new = out["stages"]["2"][objective]
         if new["setting"] == "default":
@@ -363,8 +365,6 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
         old_configs[objective] = config.with_train(objective=objective)
         mine = [g for g in goals if g["objective"] == objective]
         for budget in LADDER:
-            known = {**recorded, **{r["run"]: r for r in out["confirm"] if "run" in r},
-                     **{r["run"]: r for r in result["runs"]}}  # the 1x budget's runs are stage 3's
             point = _ladder_point(config, out, data, objective, setting, budget, mine, seeds, progress, finished_only,
                                   known, result["runs"])
             if point is None:  # pending
