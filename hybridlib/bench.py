@@ -21,6 +21,11 @@ For each objective at the cpu profile's shapes (and the GPU profiles' when CUDA 
 - ``eval_s``: seconds to evaluate one model of the case on every axis at the profile's protocol
   (an untrained model: the work is the same), on the profile's data where it is on disk.
 
+``bench_recipe.json``: for a profile that adopted the recipe study's result (cpu), the training step of today's
+recipe against the recipe before the study (:func:`hybridlib.config.recipe_baseline`), side by side in one process,
+in fp32 and, where the machine picks it, bf16: ``ratio`` = new img/s / old img/s (the same model, so the same
+FLOPs per image but for Muon's Newton-Schulz iterations and QK-norm).
+
 Synthetic images of the right shape are used for the step, so that part needs no data set.
 """
 from __future__ import annotations
@@ -41,13 +46,14 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from .config import GPU_PROFILES, HEADS, OBJECTIVES, Config, EvalConfig, TrainConfig, get_config, trains_decoder
+from .config import (GPU_PROFILES, HEADS, OBJECTIVES, RECIPE_BASELINES, Config, EvalConfig, TrainConfig, get_config,
+                     recipe_baseline, trains_decoder)
 from .data import prepare_data
 from .errors import ConfigError, DataError
 from .evaluate import evaluate_model
 from .files import write_json
 from .flops import model_flops_per_step
-from .hardware import matmul_peak, synchronize
+from .hardware import cpu_model, autocast_dtype, matmul_peak, synchronize
 from .model import HybridTransformer
 from .muon import Muon
 from .paths import results_dir
@@ -225,12 +231,37 @@ def run_benchmarks(out: Path | None = None, quick: bool = False, objectives: tup
     extra = _logged_times()
     extra["muon_step_s"] = {profile: muon_step_seconds(profile, device, quick) for profile, device in devices}
     out = out or results_dir() / "bench.json"
+    recipe = recipe_step_ratios([p for p in profiles if p in RECIPE_BASELINES], quick, objectives)
     write_json(out, rows)
     write_json(out.with_name("bench_times.json"), extra)
+    write_json(out.with_name("bench_recipe.json"), recipe)
     for line in _format_times(extra):
         print(line)
     print(f"wrote {out}")
     return rows
+
+
+def recipe_step_ratios(profiles: list[str], quick: bool = False, objectives: tuple[str, ...] = OBJECTIVES
+                       ) -> dict[str, Any]:
+    """Each objective's training step, today's recipe against :func:`recipe_baseline`'s, timed side by side in this
+    process (:func:`recipe_throughputs`) in fp32 and in the machine's own precision where that is another."""
+    device = torch.device("cpu")
+    auto = autocast_dtype("auto", device)
+    precisions = ["fp32"] + ([str(auto).replace("torch.", "").replace("bfloat16", "bf16")] if auto else [])
+    out: dict[str, Any] = {"cpu": cpu_model(), "torch": torch.__version__, "rows": []}
+    for profile in profiles:
+        for precision in precisions:
+            for objective in objectives:
+                new = get_config(profile, objective, precision=precision)
+                rates = recipe_throughputs({"old": recipe_baseline(new), "new": new}, "cpu",
+                                           rounds=1 if quick else 2, quick=quick)
+                out["rows"].append({"profile": profile, "objective": objective, "precision": precision,
+                                    "old_img_per_s": round(rates["old"], 1), "new_img_per_s": round(rates["new"], 1),
+                                    "ratio": round(rates["new"] / rates["old"], 3)})
+                r = out["rows"][-1]
+                print(f"recipe step {objective}/{profile} {precision}: old {r['old_img_per_s']:.0f} img/s, new "
+                      f"{r['new_img_per_s']:.0f} img/s, ratio {r['ratio']:.2f}", flush=True)
+    return out
 
 
 def muon_step_seconds(profile: str, device_name: str, quick: bool = False) -> dict[str, float]:

@@ -21,10 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from .bench import run_benchmarks
+from .bench import recipe_step_ratios, run_benchmarks
 from .checkpoint import load_checkpoint
-from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, SCHEDULES, Config,
-                     get_config, resolve_profile)
+from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, RECIPE_BASELINES,
+                     SCHEDULES, Config, get_config, recipe_baseline, resolve_profile)
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
 from .errors import HybridlibError, RunDirectoryError
 from .evaluate import evaluate_baselines, evaluate_checkpoint
@@ -70,6 +70,19 @@ def _path(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError("is empty; give a path")
     return Path(text)
+
+
+def _recipe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipe", choices=("baseline", "profile"), default="baseline",
+                        help="baseline (default): the training recipe the committed study ran on, the profile's before "
+                        "the recipe study (docs/recipe.md); profile: today's profile recipe, a new study that "
+                        "replaces the committed files")
+
+
+def _study_config(args: argparse.Namespace, **overrides: int | None) -> Config:
+    """The hybrid configuration a study starts from: the profile's, on the recipe --recipe names."""
+    config = get_config(args.profile, "hybrid", **overrides)
+    return recipe_baseline(config) if args.recipe == "baseline" else config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,12 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--stage", type=int, choices=(1, 2, 3), default=3, help="stop after this stage")
     ab.add_argument("--steps", type=_positive_int, help="the budget of every run (default: the profile's)")
     ab.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
+    _recipe_argument(ab)
 
     sc = sub.add_parser("scaling", help="the three objectives at several budgets and seeds -> results/PROFILE/"
                         "scaling.* (resumes where it stopped)")
     sc.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     sc.add_argument("--steps", type=_positive_int, nargs="+", default=list(SCALING_STEPS))
     sc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
+    _recipe_argument(sc)
 
     rc = sub.add_parser("recipe", help="the training-recipe search on a validation split -> results/PROFILE/recipe.* "
                         "(resumes where it stopped; protocol: docs/recipe.md)")
@@ -160,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
     hd.add_argument("--seed", type=_non_negative_int, default=0)
     hd.add_argument("--steps", type=_positive_int, help="the joint head's budget (default: the profile's)")
+    _recipe_argument(hd)
 
     an = sub.add_parser("anchors", help="bits/dim of non-neural predictors of the test set -> results/PROFILE/anchors.*")
     an.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
@@ -176,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=_path, default=None, help="default: results/bench.json")
     b.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     b.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    b.add_argument("--recipe-only", action="store_true", help="only today's recipe against the one before the recipe "
+                   "study, side by side -> bench_recipe.json beside --out")
     b.add_argument("--profiles", nargs="+", choices=("cpu", *GPU_PROFILES), default=None,
                    help="default: cpu, and the GPU profiles when CUDA is present")
     return parser
@@ -286,17 +304,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "seeds":
             print(seeds_markdown(run_seeds(get_config(args.profile, "hybrid"), tuple(args.seeds))))
         elif args.command == "ablations":
-            print(ablations_markdown(run_ablations(get_config(args.profile, "hybrid", steps=args.steps),
+            print(ablations_markdown(run_ablations(_study_config(args, steps=args.steps),
                                                    stop_after_stage=args.stage, finished_only=args.finished_only)))
         elif args.command == "scaling":
-            out = run_scaling(get_config(args.profile, "hybrid"), tuple(args.steps), finished_only=args.finished_only)
+            out = run_scaling(_study_config(args), tuple(args.steps), finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "scaling.md").read_text())
         elif args.command == "recipe":
             out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, images=args.images,
                              stop_after_stage=args.stage, finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "recipe.md").read_text())
         elif args.command == "heads":
-            print(heads_markdown(compare_heads(get_config(args.profile, "hybrid", seed=args.seed, steps=args.steps))))
+            print(heads_markdown(compare_heads(_study_config(args, seed=args.seed, steps=args.steps))))
         elif args.command == "anchors":
             print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":
@@ -307,7 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "bench":
             if args.out is not None:  # before minutes of benchmarking
                 check_can_write(args.out, args.overwrite)
-            run_benchmarks(out=args.out, quick=args.quick, profiles=args.profiles)
+            if args.recipe_only:
+                out = (args.out or results_dir() / "bench.json").with_name("bench_recipe.json")
+                profiles = [p for p in args.profiles or ["cpu"] if p in RECIPE_BASELINES]
+                write_json(out, recipe_step_ratios(profiles, quick=args.quick))
+                print(f"wrote {out}")
+            else:
+                run_benchmarks(out=args.out, quick=args.quick, profiles=args.profiles)
     except HybridlibError as e:
         print(f"hybridlib: error: {_one_line(str(e), 1000)}", file=sys.stderr)
         return 1

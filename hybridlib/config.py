@@ -159,8 +159,27 @@ class Config:
         return asdict(self)
 
     def with_train(self, **changes: Any) -> "Config":
-        """The same configuration with some training settings changed (``objective``, ``seed``, ``lam`` ...)."""
-        config = replace(self, train=replace(self.train, **changes))
+        """The same configuration with some training settings changed (``objective``, ``seed``, ``lam`` ...).
+        Another ``objective`` goes through :meth:`for_objective`: it gets its profile's settings (its learning rate)."""
+        config = self
+        if changes.get("objective", self.train.objective) != self.train.objective:
+            config = self.for_objective(changes["objective"])
+        config = replace(config, train=replace(config.train, **changes))
+        validate(config)
+        return config
+
+    def for_objective(self, objective: str) -> "Config":
+        """This configuration for another objective: the profile's configuration of ``objective`` (in the cpu
+        profile its own learning rate, PROFILE_LR), with every setting in which this one differs from the profile's
+        configuration of its own objective carried over (a learning rate set by hand stays)."""
+        mine, theirs = get_config(self.profile, self.train.objective), get_config(self.profile, objective)
+        sections = {}
+        for name in ("data", "model", "train", "eval"):
+            here, default = getattr(self, name), getattr(mine, name)
+            changed = {f.name: getattr(here, f.name) for f in fields(here)
+                       if getattr(here, f.name) != getattr(default, f.name)}
+            sections[name] = replace(getattr(theirs, name), **changed)
+        config = Config(profile=self.profile, **sections)
         validate(config)
         return config
 
@@ -206,6 +225,12 @@ def _profile_eval(name: str) -> EvalConfig:
     return EvalConfig(n_probe_train=2_000, n_ood=300, n_corrupt=200) if name == "smoke" else EvalConfig()
 
 
+# Each objective's learning rate where a profile tunes it per objective: the recipe study searched every objective
+# by the same rule and chose these (results/cpu/recipe.md, stage 2; confirmed on 3 seeds in stage 3). Elsewhere
+# every objective uses the profile's one TrainConfig.lr.
+PROFILE_LR = {"cpu": {"contrastive": 1e-3, "generative": 4e-3, "hybrid": 2e-3}}
+
+
 def _profile(name: str) -> Config:
     if name == "smoke":
         data = DataConfig(dataset="digits", image_size=8, levels=4, patch_size=2)
@@ -215,12 +240,17 @@ def _profile(name: str) -> Config:
         # 2x2-pixel tokens: 49 tokens per image instead of 196, so attention and the MLPs
         # cost ~4x less per image and a 2-core laptop sees ~4x more images in the same time.
         # The likelihood stays exact per pixel (a token's 4096 values are the joint of 4 pixels).
-        data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2)
-        model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64)
+        # The last 5 000 training images are the validation split, validated every 100 steps: the recipe study
+        # (docs/recipe.md) chose on it, and each training run logs its curve.
+        data = DataConfig(dataset="fashion-mnist", image_size=14, levels=8, patch_size=2, n_val=5_000)
+        # QK-norm and zero-initialised output projections: adopted by the recipe study for every objective
+        model = ModelConfig(d_model=128, n_head=4, n_encoder_layers=3, n_decoder_layers=2, proj_dim=64, qk_norm=True,
+                            zero_init_proj=True)
         # the budget from the scaling study: the most steps of its budgets that keep `make reproduce` within
-        # 45 minutes on 2 cores (docs/benchmarks.md); 2000 steps would need about an hour of training alone
-        train = TrainConfig(steps=1000, batch_size=128, warmup_steps=50, checkpoint_every=100, log_every=10,
-                            compile=True)
+        # 45 minutes on 2 cores (docs/benchmarks.md); the recipe (Muon, warmup-stable-decay, the learning rate per
+        # objective: PROFILE_LR) from the recipe study, which reaches the old recipe's 2000-step quality here
+        train = TrainConfig(steps=1000, batch_size=128, warmup_steps=50, optimizer="muon", schedule="wsd",
+                            eval_every=100, checkpoint_every=100, log_every=10, compile=True)
     elif name == "gpu-small":
         # 16x16 pixels (256 tokens) and d=256: each training notebook fits a class slot on a T4
         # (docs/profiles.md has the arithmetic)
@@ -237,6 +267,23 @@ def _profile(name: str) -> Config:
         raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILE_CHOICES)}")
     model = replace(model, **data.token_shape)
     return Config(profile=name, data=data, model=model, train=train, eval=_profile_eval(name))
+
+
+# What the recipe study changed in a profile's recipe, as it was before: the study's baseline (its "old" recipe),
+# so that the study, the names of its runs and its committed results stay what they were, and the studies that ran
+# on the old recipe (scaling, ablations, heads: `--recipe baseline`) reproduce their tables.
+RECIPE_BASELINES = {"cpu": {"train": {"lr": 1e-3, "optimizer": "adamw", "schedule": "cosine", "eval_every": 0},
+                            "model": {"qk_norm": False, "zero_init_proj": False}, "data": {"n_val": 0}}}
+
+
+def recipe_baseline(config: Config, objective: str | None = None) -> Config:
+    """``config`` for ``objective`` (default: its own) with its profile's recipe from before the recipe study
+    (RECIPE_BASELINES: one learning rate for all objectives); a profile the study left alone as it is."""
+    config = config.with_train(objective=objective or config.train.objective)
+    pinned = RECIPE_BASELINES.get(config.profile, {})
+    # train first: eval_every=0 before the validation split goes (validate() checks each step)
+    return config.with_train(**pinned.get("train", {})).with_model(**pinned.get("model", {})) \
+        .with_data(**pinned.get("data", {}))
 
 
 LARGE_GPU_MEMORY_GB = 40  # the gpu profile's measured peak (results/gpu-check/) plus the allocator's reserve
@@ -274,6 +321,8 @@ def get_config(profile: str | None = None, objective: str = "hybrid", **override
     ``None`` values are ignored, so command-line options can be passed straight through.
     """
     config = _profile(resolve_profile(profile))
+    if objective in PROFILE_LR.get(config.profile, {}):
+        config = replace(config, train=replace(config.train, lr=PROFILE_LR[config.profile][objective]))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides["objective"] = objective
     updates: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
@@ -456,5 +505,6 @@ def validate(config: Config) -> None:
 
 __all__ = [
     "HEADS", "OBJECTIVES", "OPTIMIZERS", "SCHEDULES", "PROFILES", "GPU_PROFILES", "PROFILE_CHOICES", "DATASETS",
-    "TRAINING_SECTIONS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig", "get_config", "parameter_count", "resolve_profile", "validate"
+    "TRAINING_SECTIONS", "PROFILE_LR", "RECIPE_BASELINES", "Config", "DataConfig", "ModelConfig", "TrainConfig",
+    "EvalConfig", "get_config", "parameter_count", "recipe_baseline", "resolve_profile", "validate"
 ]

@@ -116,7 +116,7 @@ def cpu_bf16_is_faster() -> bool:
     """
     if not cpu_has_fast_bf16():
         return False
-    path, key = cache_dir() / "hardware.json", f"{_cpu_model()} | torch {torch.__version__}"
+    path, key = cache_dir() / "hardware.json", f"{cpu_model()} | torch {torch.__version__}"
     known = json.loads(path.read_text()) if path.exists() else {}
     if key not in known:
         cpu = torch.device("cpu")
@@ -127,7 +127,7 @@ def cpu_bf16_is_faster() -> bool:
     return bool(known[key]["bf16_faster"])
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else what the platform says."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():

@@ -41,12 +41,14 @@ def run_dir(profile: str, objective: str, seed: int) -> Path:
     return runs_dir() / profile / f"seed{seed}" / objective
 
 
-def run_dir_for(config: Config, ignore: tuple[str, ...] = (), always: tuple[str, ...] = ()) -> Path:
+def run_dir_for(config: Config, ignore: tuple[str, ...] = (), always: tuple[str, ...] = (),
+                default: Config | None = None) -> Path:
     """The folder of a configuration's run: :func:`run_dir` for the profile's own settings; with other
     settings their values are appended (``hybrid-steps100-lam0.3``), so variants never share a folder.
     Settings in ``ignore`` are left out of the name (the CLI leaves out ``steps``, which --resume may grow), those
-    in ``always`` named even at their default (the name a run had when the default was another)."""
-    default = get_config(config.profile, config.train.objective, seed=config.train.seed)
+    in ``always`` named even at their default (the name a run had when the default was another). ``default``: the
+    configuration the name counts differences from (the profile's for the run's objective and seed)."""
+    default = default or get_config(config.profile, config.train.objective, seed=config.train.seed)
     changed = [f"{key}{value}" for section in ("data", "model", "train")
                for key, value in asdict(getattr(config, section)).items()
                if key not in _NOT_IN_NAMES + ignore

@@ -70,11 +70,17 @@ def completions(given: Tensor, completed: Tensor, prompt_rows: int, scale: float
 
 
 def plot_history(history: list[dict[str, float]], keys: Sequence[str], title: str = "") -> plt.Figure:
-    """Training curves: one panel per key, against the step."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-    steps = [row["step"] for row in history]
+    """Training curves: one panel per key that the history holds, against the step. A key logged at some steps only
+    (the validation metrics, every ``eval_every`` steps) is drawn through its own points, marked."""
+    def points(key: str) -> list[tuple[float, float]]:
+        return [(row["step"], row[key]) for row in history if not math.isnan(row.get(key, math.nan))]
+
+    keys = [k for k in keys if points(k)]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        ax.plot(steps, [row.get(key, float("nan")) for row in history])
+        xy = points(key)
+        sparse = len(xy) < len(history) / 2
+        ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o" if sparse else None, ms=3)
         ax.set_xlabel("step")
         ax.set_title(key.replace("_", " "))
         ax.grid(alpha=0.3)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .bench import recipe_throughputs
 from .claims import Claim, judge
-from .config import OBJECTIVES, Config, trains_decoder
+from .config import OBJECTIVES, Config, get_config, recipe_baseline, trains_decoder
 from .data import PreparedData, prepare_data
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .experiments import evaluate_run, run_to_run_spread
@@ -94,8 +94,7 @@ def search_settings(config: Config) -> list[Setting]:
 def search_config(config: Config, objective: str, setting: Setting, images: int, n_val: int) -> Config:
     """The run that scores ``setting`` for ``objective``: ``images`` training images (steps = images / batch), the
     profile's warm-up fraction, validation at the end only, the last ``n_val`` training images held out."""
-    base = config.with_data(n_val=n_val).with_train(objective=objective)
-    run = setting.apply(base)
+    run = setting.apply(_base(config, objective, n_val))
     steps = max(1, round(images / run.train.batch_size))
     warmup = max(1, round(steps * config.train.warmup_steps / config.train.steps))
     return run.with_train(steps=steps, warmup_steps=warmup, eval_every=steps,
@@ -159,6 +158,7 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
     """
     if n_val <= 0:
         raise ConfigError(f"the recipe study needs a validation split: n_val must be positive, got {n_val}")
+    config = recipe_baseline(config)  # the study's "old" recipe: the profile's before the study adopted its result
     images = images or round(SEARCH_FRACTION * config.train.steps * config.train.batch_size)
     data = prepare_data(config.with_data(n_val=n_val).data)
     settings = search_settings(config)
@@ -210,9 +210,16 @@ def run_recipe(config: Config, n_val: int = N_VAL, images: int | None = None, pr
 
 
 def run_key(config: Config) -> str:
-    """The name a run is recorded under in recipe.json: its folder under runs/ (every setting that differs from the
-    profile's, and the seed)."""
-    return run_dir_for(config).relative_to(runs_dir()).as_posix()
+    """The name a run is recorded under in recipe.json: the name of its folder under runs/ as the profile's recipe
+    before the study named it (every setting that differs from :func:`recipe_baseline`'s, and the seed), so that
+    adopting the study's result does not rename its records."""
+    default = recipe_baseline(get_config(config.profile, config.train.objective, seed=config.train.seed))
+    return run_dir_for(config, default=default).relative_to(runs_dir()).as_posix()
+
+
+def _base(config: Config, objective: str, n_val: int) -> Config:
+    """The study's baseline recipe for ``objective`` with the last ``n_val`` training images held out."""
+    return recipe_baseline(config, objective).with_data(n_val=n_val)
 
 
 def recorded_study(config: Config, n_val: int, images: int) -> dict[str, Any]:
@@ -246,7 +253,7 @@ OWN_AXES = {"contrastive": ("linear_probe_acc",), "generative": ("test_bits_per_
 def final_config(config: Config, objective: str, setting: Setting, n_val: int, budget: float = 1.0) -> Config:
     """A confirmation run: ``setting`` at ``budget`` times the profile's training images (steps = images / batch),
     the profile's warm-up fraction, validated CURVE_POINTS times, the validation split held out."""
-    run = setting.apply(config.with_data(n_val=n_val).with_train(objective=objective))
+    run = setting.apply(_base(config, objective, n_val))
     steps = max(1, round(budget * config.train.steps * config.train.batch_size / run.train.batch_size))
     warmup = max(1, round(steps * config.train.warmup_steps / config.train.steps))
     return run.with_train(steps=steps, warmup_steps=warmup, eval_every=max(1, steps // CURVE_POINTS))
@@ -362,7 +369,7 @@ def time_to_target(config: Config, out: dict[str, Any], data: PreparedData, seed
             continue
         setting = Setting(new["setting"], "combined", model=new["model"], train=new["train"])
         new_configs[objective] = final_config(config, objective, setting, out["n_val"])
-        old_configs[objective] = config.with_train(objective=objective)
+        old_configs[objective] = recipe_baseline(config, objective)
         mine = [g for g in goals if g["objective"] == objective]
         for budget in LADDER:
             point = _ladder_point(config, out, data, objective, setting, budget, mine, seeds, progress, finished_only,

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -157,9 +157,12 @@ print(f"{run.step} steps, {run.wall_time_s / 60:.1f} min of training")
 # The history logs the mean loss over each window of `log_every` steps, so its first point is at that step, not 0.
 # The red dot is the untrained model's loss measured above (one batch at step 0), the dotted line ln(2N − 1), and
 # the dashed line the floor, which no run can cross. The loss falls as views of the same image move together.
+# The middle panel is what the loss is for: kNN accuracy on the 5 000 validation images (training images held out
+# from training; the profile's `n_val`), every 100 steps. The right panel is the learning rate: warm-up, stable,
+# then a linear decay over the last fifth (the recipe study's schedule).
 
 # %%
-fig = plots.plot_history(run.history, ["con_loss", "lr"], title="contrastive")
+fig = plots.plot_history(run.history, ["con_loss", "val_knn_acc", "lr"], title="contrastive")
 ax = fig.axes[0]
 ax.axhline(math.log(2 * n - 1), ls=":", c="gray", label="ln(2N - 1)")
 ax.plot([0], [loss0], "o", c="tab:red", label="untrained, step 0")

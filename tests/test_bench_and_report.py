@@ -126,3 +126,33 @@ def test_a_bench_case_times_each_head(head):
     case = _run_case("hybrid", "smoke", head, False, "cpu", True)
     assert case["img_per_s"] > 0 and case["flops_per_step"] == model_flops_per_step(get_config("smoke", "hybrid",
                                                                                                head=head))
+
+
+def test_the_recipe_step_is_timed_against_the_baseline_in_each_precision(monkeypatch):
+    from hybridlib import bench, config
+
+    monkeypatch.setitem(config.RECIPE_BASELINES, "smoke", {"train": {"optimizer": "adamw"}})
+    monkeypatch.setattr(config, "_profile", _smoke_with_muon(config._profile))
+    timed = []
+
+    def fake_throughputs(configs, device_name, rounds, quick):
+        timed.append({name: (c.train.optimizer, c.train.precision) for name, c in configs.items()})
+        return {"old": 100.0, "new": 80.0}
+
+    monkeypatch.setattr(bench, "recipe_throughputs", fake_throughputs)
+    monkeypatch.setattr(bench, "autocast_dtype", lambda precision, device: torch.bfloat16)
+    out = bench.recipe_step_ratios(["smoke"], quick=True, objectives=("generative",))
+    assert timed == [{"old": ("adamw", p), "new": ("muon", p)} for p in ("fp32", "bf16")]
+    assert [(r["precision"], r["ratio"]) for r in out["rows"]] == [("fp32", 0.8), ("bf16", 0.8)]
+    assert out["cpu"] and out["torch"] == torch.__version__
+    monkeypatch.setattr(bench, "autocast_dtype", lambda precision, device: None)  # an fp32 machine: fp32 only
+    assert [r["precision"] for r in bench.recipe_step_ratios(["smoke"], True, ("generative",))["rows"]] == ["fp32"]
+
+
+def _smoke_with_muon(profile):
+    from dataclasses import replace
+
+    def patched(name):
+        c = profile(name)
+        return replace(c, train=replace(c.train, optimizer="muon")) if name == "smoke" else c
+    return patched

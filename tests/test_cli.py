@@ -81,3 +81,15 @@ def test_the_studies_run_at_the_budget_given_by_steps(capsys, monkeypatch, comma
     for args in ([], ["--steps", "7"]):
         assert cli(capsys, command, "--profile", "smoke", *args)[2] == ["hybridlib: error: stop here"]
     assert seen == [40, 7]  # the smoke profile's own budget, then the one given
+
+
+def test_the_old_studies_keep_the_recipe_they_ran_on_unless_asked():
+    from hybridlib.cli import _study_config, build_parser
+    from hybridlib.config import get_config, recipe_baseline
+
+    args = build_parser().parse_args(["scaling", "--profile", "cpu"])
+    assert _study_config(args) == recipe_baseline(get_config("cpu", "hybrid"))
+    args = build_parser().parse_args(["ablations", "--profile", "cpu", "--steps", "500"])
+    assert _study_config(args, steps=args.steps).train.optimizer == "adamw"
+    args = build_parser().parse_args(["heads", "--profile", "cpu", "--recipe", "profile", "--steps", "500"])
+    assert _study_config(args, seed=args.seed, steps=args.steps) == get_config("cpu", "hybrid", steps=500)

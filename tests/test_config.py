@@ -1,6 +1,6 @@
 import pytest
 
-from hybridlib.config import OBJECTIVES, PROFILES, Config, get_config, resolve_profile
+from hybridlib.config import OBJECTIVES, PROFILE_LR, PROFILES, Config, get_config, recipe_baseline, resolve_profile
 from hybridlib.errors import ConfigError
 
 
@@ -20,11 +20,43 @@ def test_profile_shapes_are_the_documented_ones():
     assert (gpu.data.dataset, gpu.model.vocab_size, gpu.model.seq_len, gpu.data.dims_per_token) == ("cifar10", 512, 1024, 3)
 
 
-def test_objectives_differ_only_in_the_loss():
-    configs = [get_config("cpu", o).to_dict() for o in OBJECTIVES]
+@pytest.mark.parametrize("profile", PROFILES)
+def test_objectives_differ_only_in_the_loss_and_its_learning_rate(profile):
+    configs = [get_config(profile, o).to_dict() for o in OBJECTIVES]
+    rates = [c["train"].pop("lr") for c in configs]
     for c in configs:
         c["train"].pop("objective")
     assert configs[0] == configs[1] == configs[2]
+    assert rates == [PROFILE_LR.get(profile, {}).get(o, get_config(profile).train.lr) for o in OBJECTIVES]
+
+
+def test_the_cpu_profile_has_the_recipe_studys_recipe():
+    c = get_config("cpu", "generative")
+    assert (c.train.optimizer, c.train.schedule, c.model.qk_norm, c.model.zero_init_proj) == ("muon", "wsd", True, True)
+    assert (c.data.n_val, c.train.eval_every, c.train.lr) == (5_000, 100, 4e-3)
+
+
+def test_another_objective_gets_its_learning_rate_and_keeps_every_change():
+    hybrid = get_config("cpu", "hybrid", seed=2, lam=0.3, n_val=1000)
+    contrastive = hybrid.with_train(objective="contrastive")
+    assert contrastive == get_config("cpu", "contrastive", seed=2, lam=0.3, n_val=1000)
+    assert hybrid.for_objective("generative").train.lr == 4e-3
+    assert hybrid.with_train(objective="generative", lr=0.01).train.lr == 0.01
+    by_hand = get_config("cpu", "hybrid", lr=5e-3)
+    assert by_hand.with_train(objective="contrastive").train.lr == 5e-3  # set by hand: it stays
+    assert contrastive.with_train(objective="hybrid") == hybrid
+    smoke = get_config("smoke", "hybrid", steps=7)
+    assert smoke.with_train(objective="generative") == get_config("smoke", "generative", steps=7)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_recipe_baseline_is_the_profile_before_the_study(objective):
+    old = recipe_baseline(get_config("cpu", "hybrid", seed=1), objective)
+    assert (old.train.objective, old.train.seed, old.train.lr, old.train.optimizer, old.train.schedule) == \
+        (objective, 1, 1e-3, "adamw", "cosine")
+    assert (old.model.qk_norm, old.model.zero_init_proj, old.data.n_val, old.train.eval_every) == (False, False, 0, 0)
+    assert recipe_baseline(old) == old
+    assert recipe_baseline(get_config("smoke", objective)) == get_config("smoke", objective)  # the study left it
 
 
 def test_auto_and_environment(monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hybridlib import losses, recipe
-from hybridlib.config import OBJECTIVES, EvalConfig, get_config
+from hybridlib.config import OBJECTIVES, EvalConfig, get_config, recipe_baseline
 from hybridlib.data import load_data
 from hybridlib.errors import ConfigError, NonFiniteLossError
 from hybridlib.model import HybridTransformer
@@ -141,7 +141,7 @@ def _row(objective, setting, factor, score, stage=1):
 
 
 def test_the_stage1_rule_chooses_per_objective_and_adopts_shared_levels_by_majority():
-    settings = recipe.search_settings(get_config("cpu"))
+    settings = recipe.search_settings(recipe_baseline(get_config("cpu")))
     scores = {o: {s.name: 0.0 for s in settings} for o in OBJECTIVES}
     scores["contrastive"]["lr 0.0005"], scores["contrastive"]["lr 0.002"] = 0.004, 0.003  # below the margin
     scores["generative"]["lr 0.002"], scores["generative"]["lr 0.004"] = 0.02, 0.03  # the best level wins
@@ -190,6 +190,19 @@ def test_train_refuses_data_prepared_for_other_data_settings(tmp_path, smoke_dat
     with pytest.raises(ConfigError, match="prepare_data") as e:
         train(config, tmp_path / "run", progress=False, data=smoke_data)
     assert "\n" not in str(e.value) and not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_run_keys_keep_their_names_after_the_profile_adopted_the_recipe():
+    config = get_config("cpu")
+    old = recipe.final_config(config, "generative", recipe.Setting("default", "default"), 5_000).with_train(seed=1)
+    assert recipe.run_key(old) == "cpu/seed1/generative-n_val5000-eval_every100"
+    assert (old.train.optimizer, old.train.lr, old.model.qk_norm) == ("adamw", 1e-3, False)  # the study's baseline
+    new = recipe.Setting("new", "combined", model={"qk_norm": True, "zero_init_proj": True},
+                         train={"lr": 0.004, "schedule": "wsd", "optimizer": "muon"})
+    run = recipe.final_config(config, "generative", new, 5_000)
+    assert recipe.run_key(run) == ("cpu/seed0/generative-n_val5000-qk_normTrue-zero_init_projTrue-lr0.004-schedulewsd-"
+                                   "optimizermuon-eval_every100")
+    assert run == get_config("cpu", "generative")  # stage 3's new recipe is the profile's own run
 
 
 def test_a_search_run_spends_the_same_images_whatever_its_batch():
