@@ -133,7 +133,9 @@ def attention(q, k, v, causal=True):  # q, k, v: (B, heads, T, head size)
 # `CausalSelfAttention.forward` in [hybridlib/model.py](../hybridlib/model.py), which calls PyTorch's fused
 # `scaled_dot_product_attention` with `is_causal=True`. With the mask the copy must give the library's outputs. The
 # copies run in float64, so that even a tiny dependence shows: a change that has to pass through several blocks
-# can fall below float32's precision.
+# can fall below float32's precision. The cpu profile starts every block as the identity (`zero_init_proj`: the
+# output projections are zero, so at initialisation attention adds nothing and nothing could move); the proof uses a
+# copy of the untrained model whose attention projections are drawn at random instead.
 
 # %%
 import copy
@@ -144,6 +146,7 @@ def with_attention(model, attend):  # a float64 copy of model whose blocks use a
     def forward(self, x):  # CausalSelfAttention.forward, with attend in place of the fused kernel
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)  # QK-norm, as the library (the identity where the profile has none)
         return self.proj(attend(q, k, v).transpose(1, 2).reshape(b, t, d))
     twin = copy.deepcopy(model).double()
     for block in [*twin.encoder, *twin.decoder]:
@@ -154,8 +157,14 @@ def predictions(model, tokens):  # (B, T+1, d) decoder states: position i predic
     with torch.no_grad():
         return model.decoder_hidden(model.forward_encoder(tokens))
 
-library = copy.deepcopy(fresh).double()
-masked, unmasked = with_attention(fresh, attention), with_attention(fresh, functools.partial(attention, causal=False))
+untrained = copy.deepcopy(fresh)
+if config.model.zero_init_proj:  # attention's output projections drawn, so that what attention reads can show
+    torch.manual_seed(SEED)
+    for block in [*untrained.encoder, *untrained.decoder]:
+        torch.nn.init.normal_(block.attn.proj.weight, std=0.02)
+library = copy.deepcopy(untrained).double()
+masked = with_attention(untrained, attention)
+unmasked = with_attention(untrained, functools.partial(attention, causal=False))
 tokens = data.test_tokens[:2]
 torch.testing.assert_close(predictions(masked, tokens), predictions(library, tokens))
 print("masked attention from scratch = the library's")
@@ -248,7 +257,7 @@ hl.exercises.check("bits-per-dim", answer)
 # %% [markdown]
 # **Exercise 2 (change the code): a mask off by one.** Write `leaky_attention(q, k, v)`, a copy of `attention`
 # whose mask also lets each position see the next one (one character changes). Build a model with it,
-# `with_attention(fresh, leaky_attention)`, and find its first prediction that moves (the second value
+# `with_attention(untrained, leaky_attention)`, and find its first prediction that moves (the second value
 # `what_moves` returns). How many positions earlier than with the right mask (position t + 2) is it? Predict before
 # you run: is it one? The solution also says what training with such a mask would do to the bits/dim.
 
