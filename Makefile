@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads anchors tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads controls capacity anchors tradeoff data notebooks clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -25,6 +25,8 @@ help:
 	@echo "make recipe                            the training-recipe search on a validation split -> results/cpu/recipe.* (hours; resumes)"
 	@echo "make ablations                        the hybrid's design space by a rule fixed in advance -> results/cpu/ablations.* (hours; resumes)"
 	@echo "make scaling                          the three objectives at 250-2000 steps, 3 seeds at 500-2000 -> results/cpu/scaling.* (hours; resumes)"
+	@echo "make controls [SEEDS='0 1 2']          the controls of the hybrid's bits/dim gap -> results/cpu/controls.* (hours; resumes)"
+	@echo "make capacity [SEEDS='0 1 2']          the bits/dim gap at three widths -> results/cpu/capacity.* (hours; resumes)"
 	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
 	@echo "make anchors                           bits/dim of non-neural predictors of the test set -> results/cpu/anchors.*"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST; MNIST and KMNIST, near-OOD sets) if missing"
@@ -93,6 +95,12 @@ scaling: $(STAMP) data
 
 heads: $(STAMP) data
 	$(BIN)/python -m hybridlib heads --profile $(PROFILE) $(STUDY_STEPS)
+
+controls: $(STAMP) data
+	$(BIN)/python -m hybridlib controls --profile $(PROFILE) --seeds $(SEEDS)
+
+capacity: $(STAMP) data
+	$(BIN)/python -m hybridlib capacity --profile $(PROFILE) --seeds $(SEEDS)
 
 tradeoff: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE) --notebooks 06_tradeoff.ipynb

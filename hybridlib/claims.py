@@ -9,7 +9,9 @@ seeds, and never less than the metric's run-to-run spread: how far the same conf
 between two trainings on different machines (results/<profile>/run_to_run.json, measured by
 tools/run_to_run.py), so that no single-seed verdict stands on a gap that retraining could erase.
 
-The OOD claims use the near-OOD mean AUROC of the kNN-distance score, fixed in advance (evaluate.py).
+The OOD claims use the near-OOD mean AUROC of the kNN-distance score, fixed in advance (evaluate.py). A metric
+averaged over label draws (the few-label axis) carries its standard error over the draws (``<metric>_sem``), and the
+spread is never less than the larger of the two models' either.
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ CLAIMS = (
           "test_bits_per_dim", "hybrid", "generative", higher_is_better=False, tolerance=0.03),
     Claim("check", "the hybrid's representation beats raw pixels on the linear probe", "linear_probe_acc", "hybrid",
           "raw_pixels"),
+    # added with the few-label axis, before any of its results (docs/controls.md)
+    Claim("few", "with 10 labels per class the hybrid's representation beats raw pixels on the linear probe",
+          "few_label_probe_acc_10", "hybrid", "raw_pixels"),
 )
 
 
@@ -83,8 +88,11 @@ def judge_all(per_seed_models: list[dict[str, dict[str, Any]]], floors: dict[str
     for claim in CLAIMS:
         if all(claim.model in m and claim.other in m and m[claim.model].get(claim.metric) is not None
                and m[claim.other].get(claim.metric) is not None for m in per_seed_models):
+            draws = [m[name].get(f"{claim.metric}_sem") or 0.0 for m in per_seed_models for name in (claim.model,
+                                                                                                     claim.other)]
             out.append(judge(claim, [m[claim.model][claim.metric] for m in per_seed_models],
-                             [m[claim.other][claim.metric] for m in per_seed_models], floors.get(claim.metric, 0.0)))
+                             [m[claim.other][claim.metric] for m in per_seed_models],
+                             max(floors.get(claim.metric, 0.0), *draws)))
     return out
 
 

@@ -23,6 +23,7 @@ from typing import Sequence
 
 from .bench import recipe_step_ratios, run_benchmarks
 from .checkpoint import load_checkpoint
+from .controls import CAPACITY_WIDTHS, SEEDS as CONTROL_SEEDS, run_capacity, run_controls
 from .config import (DATASETS, GPU_PROFILES, HEADS, OBJECTIVES, OPTIMIZERS, PROFILE_CHOICES, RECIPE_BASELINES,
                      SCHEDULES, Config, get_config, recipe_baseline, resolve_profile)
 from .data import DEBIAN_FASHION_MNIST, fetch_data, find_fashion_mnist, prepare_data
@@ -170,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=4, help="stop after this stage")
     rc.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
 
+    ct = sub.add_parser("controls", help="the controls of the hybrid's bits/dim gap -> results/PROFILE/controls.* "
+                        "(resumes where it stopped; protocol: docs/controls.md)")
+    ct.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    ct.add_argument("--seeds", type=_non_negative_int, nargs="+", default=list(CONTROL_SEEDS))
+    ct.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
+
+    cp = sub.add_parser("capacity", help="the hybrid's bits/dim penalty at three widths -> results/PROFILE/capacity.* "
+                        "(resumes where it stopped; protocol: docs/controls.md)")
+    cp.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    cp.add_argument("--widths", type=_positive_int, nargs="+", default=list(CAPACITY_WIDTHS),
+                    help="d_model of each size (multiples of 32)")
+    cp.add_argument("--seeds", type=_non_negative_int, nargs="+", default=list(CONTROL_SEEDS))
+    cp.add_argument("--finished-only", action="store_true", help="train nothing: tabulate the finished runs")
+
     hd = sub.add_parser("heads", help="the two output heads compared at equal steps and equal training time "
                         "-> results/PROFILE/heads.*")
     hd.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
@@ -313,6 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = run_recipe(get_config(args.profile, "hybrid"), n_val=args.n_val, images=args.images,
                              stop_after_stage=args.stage, finished_only=args.finished_only)
             print((results_dir() / out["profile"] / "recipe.md").read_text())
+        elif args.command in ("controls", "capacity"):
+            config = get_config(args.profile, "hybrid")
+            if args.command == "controls":
+                out = run_controls(config, tuple(args.seeds), finished_only=args.finished_only)
+            else:
+                out = run_capacity(config, tuple(args.widths), tuple(args.seeds), finished_only=args.finished_only)
+            print((results_dir() / out["profile"] / f"{args.command}.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(_study_config(args, seed=args.seed, steps=args.steps))))
         elif args.command == "anchors":

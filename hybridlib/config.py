@@ -101,6 +101,8 @@ class ModelConfig:
     qk_norm: bool = False  # RMS-normalise each head's queries and keys before attention (QK-norm)
     zero_init_proj: bool = False  # the residual branches' output projections start at zero (each block starts as
     # the identity) instead of GPT-2's depth-scaled normal
+    contrastive_block: bool = False  # the representation passes through a block of its own (that the decoder does not
+    # read) before pooling: the contrastive branch does not share the top of the encoder (docs/controls.md)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class TrainConfig:
     lam: float = 1.0  # hybrid weight: L = L_gen + lam * L_con
     lam_warmup_steps: int = 0  # hybrid: the contrastive weight ramps linearly from 0 to lam over these steps
     generative_input: str = "views"  # hybrid: "views" (one pass per view) or "clean"
+    stop_contrastive_gradient: bool = False  # hybrid with contrastive_block: NT-Xent's gradient stops at the shared
+    # encoder's output, so only the likelihood trains the shared blocks (docs/controls.md)
     crop_scale: float = 0.6  # smallest area fraction kept by the random resized crop
     hflip: bool = True  # horizontal flips (off for digits, where they change the class)
     jitter: float = 0.4  # brightness/contrast jitter strength
@@ -359,7 +363,8 @@ def parameter_count(m: ModelConfig) -> int:
     w = m.head_width * d
     head = m.vocab_size * d if m.head == "joint" else d * w + w + pixels * levels * w + pixels * w + pixels * w * levels \
         + pixels * levels
-    return ((m.vocab_size + 1) * d + (m.seq_len + 1) * d + (m.n_encoder_layers + m.n_decoder_layers) * block
+    blocks = m.n_encoder_layers + m.n_decoder_layers + int(m.contrastive_block)
+    return ((m.vocab_size + 1) * d + (m.seq_len + 1) * d + blocks * block
             + 2 * d + d * d + d + d * m.proj_dim + m.proj_dim + 2 * d + head)
 
 
@@ -482,6 +487,10 @@ def validate(config: Config) -> None:
         raise ConfigError("contrastive objectives need batch_size >= 2 (negatives come from the batch)")
     if t.generative_input not in ("views", "clean"):
         raise ConfigError(f"unknown generative_input {t.generative_input!r}; choose one of: views, clean")
+    if t.stop_contrastive_gradient and (t.objective != "hybrid" or not m.contrastive_block):
+        raise ConfigError("stop_contrastive_gradient is a control of the hybrid with contrastive_block=True (without a "
+                          "block of its own the contrastive loss would train only the projection head); use "
+                          "objective hybrid and contrastive_block=True, or stop_contrastive_gradient=False")
     if t.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {t.precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if not 0 < t.crop_scale <= 1:

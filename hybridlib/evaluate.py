@@ -1,4 +1,4 @@
-"""Evaluation on five axes, one call per model:
+"""Evaluation on six axes, one call per model:
 
 1. discriminative: linear probe and kNN accuracy on frozen features (probes.py);
 2. out-of-distribution detection: AUROC and FPR at 95 % TPR against near-OOD sets (other digit-like
@@ -7,7 +7,8 @@
    averaged over the near sets) and the likelihood (the models whose decoder was trained);
 3. corruption robustness: probe accuracy on corrupted test images, 10 corruptions x 5 severities;
 4. calibration: expected calibration error of the probe (15 bins), clean and corrupted;
-5. generative: test bits/dim (the models whose decoder was trained).
+5. generative: test bits/dim (the models whose decoder was trained);
+6. few labels: the linear probe and kNN with 1, 10 and 100 labelled images per class (fewlabel.py).
 
 Every image set is encoded once: the test set's features, bits/dim and its first ``n_ood`` images'
 OOD scores come from one pass. Inference runs in fp32 or under bf16 autocast as training does
@@ -38,9 +39,10 @@ from .losses import bits_per_dim
 from .hardware import autocast, autocast_dtype, resolve_device
 from .model import HybridTransformer
 from .progress import announce
+from .fewlabel import few_label
 from .probes import LinearProbe, fit_linear_probe, knn_accuracy, knn_distance
 
-EVAL_PROTOCOL = 2  # raised whenever a change to this module moves the numbers: saved evaluations are then redone
+EVAL_PROTOCOL = 3  # raised whenever a change to this module moves the numbers: saved evaluations are then redone
 SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean", "ece")
 FAR_OOD = ("gaussian_noise", "uniform_noise", "constant")  # synthetic: every representation separates them
 FEATURE_SCORE, LIKELIHOOD_SCORE = "knn_distance", "likelihood"  # fixed before looking; the claims use the first
@@ -262,6 +264,7 @@ def evaluate_representation(name: str, embed: Embed, data: PreparedData, cfg: Ev
     result: dict[str, Any] = {"name": name, "feature_dim": int(f_train.shape[1])}
     probe, metrics = discrimination(f_train, y_train, f_test, y_test, cfg)
     result.update(metrics)
+    result.update(few_label(f_train, y_train, f_test, y_test, cfg.knn_k, cfg.eval_seed))
     if test_bits is not None:
         result["test_bits_per_dim"] = float(test_bits.mean())
     bar.update()

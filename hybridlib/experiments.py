@@ -20,7 +20,7 @@ from .data import PreparedData, prepare_data
 from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_baselines, evaluate_model
 from .files import json_text, write_json, write_text
 from .paths import results_dir, results_stem
-from .report import COLUMNS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
+from .report import COLUMNS, FEW_LABEL_KEYS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
 from .train import TrainResult, ensure_trained
 
 
@@ -120,7 +120,7 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
     stats: dict[str, dict[str, dict[str, Any]]] = {}
     for name in names:
         stats[name] = {}
-        for key in COLUMNS:
+        for key in COLUMNS + FEW_LABEL_KEYS:
             values = [m[name].get(key) for m in models_per_seed]
             if all(v is not None for v in values):
                 stats[name][key] = {"mean": float(np.mean(values)),

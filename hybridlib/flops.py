@@ -22,7 +22,7 @@ def model_flops_per_step(config: Config) -> float:
     per_block = n * (2 * 12 * d * d + 2 * 2 * n * d)  # QKV + out proj + MLP (12 d^2 MACs), scores + values
     encoder = m.n_encoder_layers * per_block
     decoder = m.n_decoder_layers * per_block + 2 * m.seq_len * head_macs_per_token(config)
-    proj = 2 * (d * d + d * m.proj_dim)
+    proj = 2 * (d * d + d * m.proj_dim) + (per_block if m.contrastive_block else 0)  # the representation's own block
     objective = config.train.objective
     if objective == "contrastive":
         forward = 2 * b * (encoder + proj)

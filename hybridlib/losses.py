@@ -75,6 +75,7 @@ class Objective(nn.Module):
         self.register_buffer("lam", torch.tensor(lam_at(0, cfg)), persistent=False)
         self.cfg = cfg
         self.generative_input = cfg.generative_input
+        self.stop_contrastive_gradient = cfg.stop_contrastive_gradient
         self.dims_per_token = dims_per_token
 
     @property
@@ -96,7 +97,9 @@ class Objective(nn.Module):
             gen_from_clean = self.objective == "hybrid" and self.generative_input == "clean"
             both = torch.cat([view1, view2, clean] if gen_from_clean else [view1, view2])  # one pass
             h_all = m.forward_encoder(both)
-            z = m.proj_head(m.representation(h_all[: 2 * n]))
+            # the stop-gradient control: NT-Xent trains the contrastive block and the projection head, not what they read
+            h_con = h_all[: 2 * n].detach() if self.stop_contrastive_gradient else h_all[: 2 * n]
+            z = m.proj_head(m.representation(h_con))
             out["con_loss"] = nt_xent(_gather(z[:n]), _gather(z[n:]), self.temperature)
             h = h_all[2 * n :] if gen_from_clean else h_all
             gen_tokens = clean if gen_from_clean else both

@@ -5,6 +5,9 @@
                                                                               --> projection head --> z (B, p)
         --> decoder blocks --> LayerNorm --> states s (B, T+1, d) --> head --> p(next token | s)
 
+With ``contrastive_block`` (a control of docs/controls.md) the representation reads h through a block of its own,
+which the decoder never sees: the contrastive branch does not share the top of the encoder.
+
 The head (heads.py) is one softmax over all token values, or the token's pixels one by one.
 
 The sequence starts with a learned start token, so the decoder predicts every image token
@@ -108,6 +111,7 @@ class HybridTransformer(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size + 1, cfg.d_model)
         self.pos_emb = nn.Parameter(torch.zeros(1, cfg.seq_len + 1, cfg.d_model))
         self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_encoder_layers))
+        self.con_block = Block(cfg) if cfg.contrastive_block else None
         self.ln_rep = nn.LayerNorm(cfg.d_model)
         self.proj_head = nn.Sequential(
             nn.Linear(cfg.d_model, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.proj_dim)
@@ -117,7 +121,9 @@ class HybridTransformer(nn.Module):
         self.head = make_head(cfg)
         self.apply(self._init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth (or start them at 0)
+        # GPT-2: scale residual projections by the generative path's depth (or start them at 0); a contrastive block
+        # sits beside that path, not on it, and is scaled as its blocks are
+        for name, p in self.named_parameters():
             if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
                 if cfg.zero_init_proj:
                     nn.init.zeros_(p)
@@ -149,7 +155,10 @@ class HybridTransformer(nn.Module):
 
     def representation(self, h: Tensor) -> Tensor:
         """(B, T+1, d) encoder output -> (B, d): layer-normed, mean-pooled over positions (``pool="mean"``)
-        or the last position, the one that has attended to the whole image (``pool="last"``)."""
+        or the last position, the one that has attended to the whole image (``pool="last"``); through the
+        contrastive block first where the model has one."""
+        if self.con_block is not None:
+            h = self.con_block(h)
         h = self.ln_rep(h)
         return h.mean(dim=1) if self.cfg.pool == "mean" else h[:, -1]
 

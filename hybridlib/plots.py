@@ -486,3 +486,92 @@ def recipe_curves(rows: list[dict[str, Any]]) -> plt.Figure:
             ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def controls_bits(rows: list[dict[str, Any]], tolerance: float = 0.03) -> plt.Figure:
+    """Test bits/dim of each control (mean ± std over seeds), generative-only's value and its (c3) band: which
+    configurations close the hybrid's gap. One horizontal bar per configuration, top to bottom in the study's order."""
+    rows = [r for r in rows if r.get("test_bits_per_dim") is not None]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(len(rows), 1) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    colours = [MODEL_COLOURS["generative"] if r["objective"] == "generative" else MODEL_COLOURS["hybrid"] for r in rows]
+    ax.barh(y, [r["test_bits_per_dim"] for r in rows], xerr=[r["test_bits_per_dim_std"] or 0 for r in rows],
+            color=colours, alpha=0.85, capsize=3)
+    reference = rows[0]["test_bits_per_dim"] if rows else None
+    if reference is not None:
+        ax.axvline(reference, color="0.3", lw=1.2)
+        ax.axvspan(reference, reference * (1 + tolerance), color="0.85", zorder=0, label=f"within {tolerance:.0%} of G")
+        ax.legend(fontsize=9, loc="lower right")
+        lo = min(r["test_bits_per_dim"] for r in rows)
+        hi = max(r["test_bits_per_dim"] + (r["test_bits_per_dim_std"] or 0) for r in rows)
+        ax.set_xlim(lo - 0.1 * (hi - lo + 1e-3), hi + 0.1 * (hi - lo + 1e-3))
+    ax.set_yticks(y, [f"{r['name']}  ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})" for r in rows],
+                  fontsize=10)
+    ax.set_xlabel("test bits/dim (lower is better)", fontsize=11)
+    ax.set_title("Where the hybrid's bits/dim go", fontsize=12)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def capacity_penalty(rows: list[dict[str, Any]]) -> plt.Figure:
+    """The hybrid's bits/dim penalty against parameters (log x; mean ± std over seeds), and both models' bits/dim."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.9))
+    with_penalty = [r for r in rows if r.get("penalty") is not None]
+    left.errorbar([r["parameters"] / 1e6 for r in with_penalty], [100 * r["penalty"] for r in with_penalty],
+                  yerr=[100 * (r["penalty_std"] or 0) for r in with_penalty], marker="o", capsize=3,
+                  color=MODEL_COLOURS["hybrid"])
+    left.axhline(3, color="0.4", ls=":", lw=1.5, label="3 % (claim c3)")
+    left.set_ylabel("hybrid's bits/dim above generative-only's (%)", fontsize=10)
+    left.legend(fontsize=9)
+    for name, objective in (("G", "generative"), ("H", "hybrid")):
+        present = [r for r in rows if r.get(f"test_bits_per_dim_{name}") is not None]
+        right.errorbar([r["parameters"] / 1e6 for r in present], [r[f"test_bits_per_dim_{name}"] for r in present],
+                       yerr=[r[f"test_bits_per_dim_{name}_std"] or 0 for r in present], marker="o", capsize=3,
+                       color=MODEL_COLOURS[objective], label=f"{objective} ({name})")
+    right.set_ylabel("test bits/dim", fontsize=10)
+    right.legend(fontsize=9)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ticks = [r["parameters"] / 1e6 for r in rows]
+        ax.set_xticks(ticks, [f"{t:.2f} M\n(d = {r['d_model']})" for t, r in zip(ticks, rows)], fontsize=9)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("parameters (log scale)", fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def few_label_curves(models: dict[str, dict[str, Any]], seeds: dict[str, Any] | None = None) -> plt.Figure:
+    """Probe and kNN accuracy against labelled images per class (log x), one line per model: mean ± std over the
+    label draws of one run, or over seeds where ``seeds`` (`make seeds`' output) is given. The full probe (every
+    label of the pool) is each model's value at the right edge, dotted."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, kind, full in zip(axes, ("probe", "knn"), ("linear_probe_acc", "knn_acc")):
+        for name, r in models.items():
+            budgets = r.get("few_label", {})
+            shots = sorted(int(n) for n in budgets)
+            if not shots:
+                continue
+            if seeds is not None and name in seeds["models"]:
+                stats = seeds["models"][name]
+                keys = [f"few_label_{kind}_acc_{n}" for n in shots]
+                mean = [stats[k]["mean"] for k in keys]
+                std = [stats[k]["std"] for k in keys]
+            else:
+                mean = [budgets[str(n)][f"{kind}_acc"] for n in shots]
+                std = [budgets[str(n)][f"{kind}_acc_std"] for n in shots]
+            colour = MODEL_COLOURS.get(name)
+            ax.errorbar(shots, mean, yerr=std, marker="o", capsize=3, color=colour, label=name)
+            if r.get(full) is not None:
+                ax.plot([shots[-1], shots[-1] * 3], [mean[-1], r[full]], ls=":", color=colour)
+        ax.set_xscale("log")
+        ax.set_xticks([1, 10, 100, 300], ["1", "10", "100", "all"], fontsize=10)
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel("labelled images per class (log scale)", fontsize=11)
+        ax.set_title("linear probe" if kind == "probe" else "kNN", fontsize=12)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy", fontsize=11)
+    axes[0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig

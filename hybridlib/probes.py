@@ -22,14 +22,19 @@ class LinearProbe:
     def __init__(self, C: float = 1.0, max_iter: int = 500) -> None:
         self.C, self.max_iter = C, max_iter
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> "LinearProbe":
+    def fit(self, features: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> "LinearProbe":
+        """``reference``: unlabelled features (R, D) whose mean, variance and covariance standardise and whiten the
+        basis instead of the labelled ones' (ten labelled images give no usable variance): the minimiser is the
+        same function of the standardised features, only the standardisation differs."""
         x, y = torch.from_numpy(np.asarray(features, np.float32)), torch.from_numpy(np.asarray(labels)).long()
-        self.mean, std = x.mean(0), x.std(0, unbiased=False)
+        r = x if reference is None else torch.from_numpy(np.asarray(reference, np.float32))
+        self.mean, std = r.mean(0), r.std(0, unbiased=False)
         self.std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature carries nothing
         z = (x - self.mean) / self.std  # (N, D)
         n, d = z.shape
         k = int(y.max()) + 1
-        eigenvalues, eigenvectors = torch.linalg.eigh(z.T @ z / n)
+        zr = z if reference is None else (r - self.mean) / self.std
+        eigenvalues, eigenvectors = torch.linalg.eigh(zr.T @ zr / len(zr))
         whiten = eigenvectors / eigenvalues.clamp_min(1e-6 * float(eigenvalues.max())).sqrt()  # (D, D): z @ whiten is white
         zw = z @ whiten
         v = torch.zeros(d, k, requires_grad=True)  # W = whiten @ v
@@ -55,9 +60,10 @@ class LinearProbe:
         return self.predict_proba(features).argmax(1)
 
 
-def fit_linear_probe(features: np.ndarray, labels: np.ndarray, C: float = 1.0) -> LinearProbe:
-    """(N, D) frozen features and their (N,) labels -> a fitted :class:`LinearProbe`."""
-    return LinearProbe(C).fit(features, labels)
+def fit_linear_probe(features: np.ndarray, labels: np.ndarray, C: float = 1.0,
+                     reference: np.ndarray | None = None) -> LinearProbe:
+    """(N, D) frozen features and their (N,) labels -> a fitted :class:`LinearProbe` (``reference``: see its fit)."""
+    return LinearProbe(C).fit(features, labels, reference)
 
 
 def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,

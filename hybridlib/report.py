@@ -11,11 +11,13 @@ import numpy as np
 from . import plots
 from .claims import RULE, claim_lines
 from .evaluate import SUMMARY_KEYS
+from .fewlabel import DRAWS, SHOTS
 from .files import write_json, write_text
 from .config import Config
 from .paths import results_dir, results_stem
 
 COLUMNS = SUMMARY_KEYS + ("test_bits_per_dim",)
+FEW_LABEL_KEYS = tuple(f"few_label_{kind}_acc_{shots}" for kind in ("probe", "knn") for shots in SHOTS)
 
 
 def markdown_table(models: dict[str, dict[str, Any]]) -> str:
@@ -37,6 +39,19 @@ def ood_markdown(models: dict[str, dict[str, Any]]) -> str:
             "|---|---:|---:|---:|---:|"]
     for name, r in models.items():
         rows.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if r.get(k) is not None else "–" for k in keys) + " |")
+    return "\n".join(rows)
+
+
+def few_label_markdown(models: dict[str, dict[str, Any]]) -> str:
+    """Probe and kNN accuracy with few labels per class: the mean ± std over the label draws, the probe's C."""
+    shots = [n for n in SHOTS if any(str(n) in r.get("few_label", {}) for r in models.values())]
+    rows = ["| model | " + " | ".join(f"probe, {n} per class" for n in shots) + " | "
+            + " | ".join(f"kNN, {n} per class" for n in shots) + " |", "|---|" + "---:|" * (2 * len(shots))]
+    for name, r in models.items():
+        budgets = r.get("few_label", {})
+        cells = [f"{b[f'{kind}_acc']:.3f} ± {b[f'{kind}_acc_std']:.3f}" + (f" (C {b['C']:g})" if kind == "probe" else "")
+                 if (b := budgets.get(str(n))) else "–" for kind in ("probe", "knn") for n in shots]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -68,6 +83,14 @@ def summary_markdown(summary: dict[str, Any], figures: list[str]) -> str:
         "",
         ood_markdown(summary["models"]),
         "",
+        "### Few labels",
+        "",
+        few_label_markdown(summary["models"]),
+        "",
+        f"Linear probe and kNN with a few labelled images per class: mean ± std over {DRAWS} draws of labels (the same "
+        "for every model), the probe's C chosen on a held-out quarter of the probe's training images "
+        "(docs/controls.md).",
+        "",
         "## The paper's claims in this run",
         "",
         f"One seed: each claim is {RULE}; with one seed the spread is the metric's run-to-run spread where it was "
@@ -89,19 +112,23 @@ def write_summary(summary: dict[str, Any], out_dir: Path | None = None, figures:
     return out_dir
 
 
-def seeds_table(out: dict[str, Any]) -> str:
+def seeds_table(out: dict[str, Any], columns: tuple[str, ...] = COLUMNS) -> str:
     """The models over several seeds (``run_seeds``' output): mean ± standard deviation of each headline number."""
-    head = "| model | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |"
-    rows = [head, "|---|" + "---:|" * len(COLUMNS)]
+    head = "| model | " + " | ".join(c.replace("_", " ") for c in columns) + " |"
+    rows = [head, "|---|" + "---:|" * len(columns)]
     for name, stats in out["models"].items():
-        cells = [f"{stats[c]['mean']:.3f} ± {stats[c]['std']:.3f}" if c in stats else "–" for c in COLUMNS]
+        cells = [f"{stats[c]['mean']:.3f} ± {stats[c]['std']:.3f}" if c in stats else "–" for c in columns]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def seeds_markdown(out: dict[str, Any]) -> str:
+    few = [c for c in FEW_LABEL_KEYS if any(c in stats for stats in out["models"].values())]
+    few_lines = ["## Few labels per class (each seed: the mean over its label draws)", "",
+                 seeds_table(out, tuple(few)), ""] if few else []
     return "\n".join([f"# Profile `{out['profile']}`, {out['dataset']}, seeds {out['seeds']} (mean ± std)", "",
-                      seeds_table(out), "", f"## Claims: each is {RULE}", "", *claim_lines(out["claims"]), ""])
+                      seeds_table(out), "", *few_lines, f"## Claims: each is {RULE}", "", *claim_lines(out["claims"]),
+                      ""])
 
 
 def anchors_markdown(out: dict[str, Any]) -> str:
@@ -338,3 +365,99 @@ def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
                       "Training minutes include compiling and are not a selection criterion (the protocol: "
                       "docs/recipe.md).", "", *rows, *outcome, *recipe_confirmation(out), *pending, "",
                       *[f"![{name}](figures/{name}.png)\n" for name in figures]])
+
+
+def _mean_std(row: dict[str, Any], key: str, digits: int = 3) -> str:
+    if row.get(key) is None:
+        return "–"
+    std = row.get(f"{key}_std")
+    return f"{row[key]:.{digits}f}" + (f" ± {std:.{digits}f}" if std and len(row.get("seeds", [0, 0])) > 1 else "")
+
+
+def _verdict(judged: dict[str, Any] | None) -> str:
+    return "–" if judged is None else f"{judged['verdict']} ({judged['gap']:+.4f}, spread {judged['spread']:.4f})"
+
+
+def controls_figures(out: dict[str, Any], folder: Path) -> list[str]:
+    """controls_bits.png: each configuration's bits/dim against generative-only's; its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots.save(plots.controls_bits(out["rows"]), folder / "controls_bits.png")
+    return ["controls_bits"]
+
+
+def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
+    """The controls table, the two verdicts per configuration, the causes' costs and what is still to run."""
+    rows = ["| configuration | isolates | seeds | params | test bits/dim | penalty vs G | share of H's penalty removed "
+            "| linear probe | near-OOD AUROC | probe, 10 labels/class | train min |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in out["rows"]:
+        penalty = "–" if r.get("penalty") is None else f"{100 * r['penalty']:+.1f} %" + \
+            (f" ± {100 * r['penalty_std']:.1f}" if len(r["seeds"]) > 1 else "")
+        share = "–" if r.get("share_removed") is None else f"{100 * r['share_removed']:.0f} %"
+        rows.append(f"| {r['name']} | {r['question']} | {','.join(map(str, r['seeds']))} | {r['parameters'] / 1e6:.2f} M | "
+                    f"{_mean_std(r, 'test_bits_per_dim')} | {penalty} | {share} | {_mean_std(r, 'linear_probe_acc')} | "
+                    f"{_mean_std(r, 'ood_auroc_near')} | {_mean_std(r, 'few_label_probe_acc_10')} | "
+                    f"{r['train_minutes']:.1f} |")
+    verdicts = ["| configuration | within 3 % of G (claim c3's test) | bits/dim below H's |", "|---|---|---|"]
+    verdicts += [f"| {r['name']} | {_verdict(r.get('vs_G'))} | {_verdict(r.get('vs_H'))} |" for r in out["rows"]
+                 if r["name"] != "G"]
+    by_name = {r["name"]: r for r in out["rows"]}
+    pairs = [("the learning rate", "G, hybrid's lr", "G"), ("the augmented input", "G on views (λ = 0)", "G, hybrid's lr"),
+             ("the augmented input, inside the hybrid", "H", "H, clean"),
+             ("the contrastive gradient", "H", "G on views (λ = 0)"),
+             ("of which: sharing the top block", "H", "H, own top block"),
+             ("of which: sharing the blocks below", "H, own top block", "H, own top block, stop-gradient")]
+    costs = ["| cause | pair | bits/dim difference |", "|---|---|---:|"]
+    for cause, a, b in pairs:
+        if a in by_name and b in by_name:
+            seeds = sorted(set(by_name[a]["seeds"]) & set(by_name[b]["seeds"]))
+            costs.append(f"| {cause} | {a} − {b} (seeds {','.join(map(str, seeds))}) | "
+                         f"{by_name[a]['test_bits_per_dim'] - by_name[b]['test_bits_per_dim']:+.4f} |")
+    pending = ["", "**Not run yet** (`make controls` resumes with them): " + "; ".join(out["pending"]) + "."
+               ] if out.get("pending") else []
+    return "\n".join([
+        f"# Controls of the hybrid's bits/dim: profile `{out['profile']}`, {out['dataset']}, {out['steps']} steps", "",
+        "The protocol, written before any of these runs: [docs/controls.md](../../docs/controls.md). "
+        f"{out['rule']}", "",
+        "Mean ± std over the seeds listed. The penalty is bits/dim over G's of the same seed, minus 1; the share "
+        "removed is (bpd(H) − bpd(X)) / (bpd(H) − bpd(G)) of the seed means. Each difference in the last table compares "
+        "seed means (the seeds both have), where the two configurations differ in that cause alone.", "",
+        *rows, "", "## Verdicts (gap, spread)", "", *verdicts, "", "## What each cause costs", "", *costs, *pending, "",
+        *[f"![{name}](figures/{name}.png)\n" for name in figures]])
+
+
+def capacity_figures(out: dict[str, Any], folder: Path) -> list[str]:
+    """capacity_penalty.png: the penalty and both bits/dim against parameters; its name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots.save(plots.capacity_penalty(out["rows"]), folder / "capacity_penalty.png")
+    return ["capacity_penalty"]
+
+
+def capacity_markdown(out: dict[str, Any], figures: list[str]) -> str:
+    """The capacity table (one row per width) and the verdict on the penalty's trend."""
+    rows = ["| d | parameters | GFLOPs/step G / H | seeds | G bits/dim | H bits/dim | penalty | G probe | H probe | "
+            "G / H train min |", "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in out["rows"]:
+        def cell(key: str, name: str) -> str:
+            return _mean_std({key: r[f"{key}_{name}"], f"{key}_std": r[f"{key}_{name}_std"],
+                              "seeds": r[f"seeds_{name}"]}, key)
+        penalty = "–" if r["penalty"] is None else f"{100 * r['penalty']:+.1f} %" + \
+            (f" ± {100 * r['penalty_std']:.1f}" if len(r["penalties"]) > 1 else "")
+        minutes = " / ".join("–" if r[f"minutes_{n}"] is None else f"{r[f'minutes_{n}']:.1f}" for n in ("G", "H"))
+        rows.append(f"| {r['d_model']} | {r['parameters'] / 1e6:.2f} M | {r['gflops_G']:.0f} / {r['gflops_H']:.0f} | "
+                    f"{','.join(map(str, r['penalty_seeds']))} | {cell('test_bits_per_dim', 'G')} | "
+                    f"{cell('test_bits_per_dim', 'H')} | {penalty} | {cell('linear_probe_acc', 'G')} | "
+                    f"{cell('linear_probe_acc', 'H')} | {minutes} |")
+    t = out.get("trend")
+    trend = ["No verdict yet: it needs the penalty at two widths."] if t is None else [
+        f"**The penalty {t['verdict']}** from d = {t['smallest']} to d = {t['largest']} "
+        f"(gap {100 * t['gap']:+.1f} points, spread {100 * t['spread']:.1f}, {t['seeds']} seed"
+        f"{'s' if t['seeds'] > 1 else ''}{'; the protocol asks for 3' if t['seeds'] < 3 else ''})."]
+    pending = ["", "**Not run yet** (`make capacity` resumes with them): " + "; ".join(out["pending"]) + "."
+               ] if out.get("pending") else []
+    return "\n".join([
+        f"# Capacity: the hybrid's bits/dim penalty at three widths, profile `{out['profile']}`, {out['dataset']}, "
+        f"{out['steps']} steps", "",
+        "The protocol, written before any of these runs: [docs/controls.md](../../docs/controls.md). "
+        f"{out['rule']}", "", *rows, "", *trend, *pending, "",
+        *[f"![{name}](figures/{name}.png)\n" for name in figures]])

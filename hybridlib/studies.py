@@ -30,7 +30,9 @@ from .train import ensure_trained
 
 ROW_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "ood_likelihood_auroc_near",
             "ood_likelihood_auroc_far", "corruption_acc_mean", "ece", "test_bits_per_dim")
-HYBRID_CLAIMS = tuple(c.id for c in CLAIMS if c.model == "hybrid")  # what an ablation of the hybrid can move
+# what an ablation of the hybrid can move: the hybrid's claims when the ablations' rule was fixed (a claim added later
+# would change a committed score)
+HYBRID_CLAIMS = ("c1", "c2", "c3", "check")
 
 
 def evaluated(config: Config, data: PreparedData, progress: bool = True, train_missing: bool = True

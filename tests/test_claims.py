@@ -4,7 +4,7 @@ import pytest
 from hybridlib.claims import CLAIMS, judge, judge_all
 
 BASE = {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_near": 0.8, "ood_auroc_far": 0.99, "corruption_acc_mean": 0.5, "ece": 0.02,
-        "test_bits_per_dim": 1.0}
+        "test_bits_per_dim": 1.0, "few_label_probe_acc_10": 0.6}
 
 
 def fake_models(**over):
@@ -21,7 +21,7 @@ def verdicts(*per_seed):
 
 
 def test_every_claim_has_one_definition():
-    assert [c.id for c in CLAIMS] == ["a", "b", "c1", "c2", "c3", "check"]
+    assert [c.id for c in CLAIMS] == ["a", "b", "c1", "c2", "c3", "check", "few"]
     assert len({c.id for c in CLAIMS}) == len(CLAIMS)
 
 
@@ -32,6 +32,7 @@ def test_every_claim_has_one_definition():
     ("c2", {"hybrid__ood_auroc_near": 0.9}, {"generative__ood_auroc_near": 0.9}),
     ("c3", {"hybrid__test_bits_per_dim": 0.9}, {"hybrid__test_bits_per_dim": 1.05}),
     ("check", {"hybrid__linear_probe_acc": 0.8}, {"raw_pixels__linear_probe_acc": 0.8}),
+    ("few", {"hybrid__few_label_probe_acc_10": 0.8}, {"raw_pixels__few_label_probe_acc_10": 0.8}),
 ])
 def test_each_claim_points_the_right_way_on_one_seed(claim_id, better, worse):
     assert verdicts(fake_models(**better))[claim_id] == "held"

@@ -75,7 +75,7 @@ def test_scaling_writes_rows_claims_and_figures_and_resumes(smoke_data, monkeypa
     assert len(out["rows"]) == 9 and {r["objective"] for r in out["rows"]} == {"contrastive", "generative", "hybrid"}
     assert [(r["steps"], r["seed"]) for r in out["rows"][::3]] == [(5, 0), (10, 0), (10, 1)]  # seed 0 first
     at10 = [c for c in out["claims"] if c["steps"] == 10 and c["budget"] == "equal steps"]
-    assert {c["id"] for c in at10} == {"a", "b", "c1", "c2", "c3", "check"} and all(c["seeds"] == [0, 1] for c in at10)
+    assert {c["id"] for c in at10} == {"a", "b", "c1", "c2", "c3", "check", "few"} and all(c["seeds"] == [0, 1] for c in at10)
     compute = {c["id"]: c for c in out["claims"] if c["budget"] == "equal compute" and c["steps"] == 5}
     assert compute["c3"]["other_steps"] == 10 and compute["c3"]["compute_ratio"] < 1.5  # the hybrid costs ~2x
     at_the_top = [c for c in out["claims"] if c["budget"] == "equal compute" and c["steps"] == 10]
