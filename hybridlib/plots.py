@@ -502,9 +502,11 @@ def controls_bits(rows: list[dict[str, Any]], tolerance: float = 0.03) -> plt.Fi
         ax.axvline(reference, color="0.3", lw=1.2)
         ax.axvspan(reference, reference * (1 + tolerance), color="0.85", zorder=0, label=f"within {tolerance:.0%} of G")
         ax.legend(fontsize=9, loc="lower right")
-        lo = min(r["test_bits_per_dim"] for r in rows)
-        hi = max(r["test_bits_per_dim"] + (r["test_bits_per_dim_std"] or 0) for r in rows)
-        ax.set_xlim(lo - 0.1 * (hi - lo + 1e-3), hi + 0.1 * (hi - lo + 1e-3))
+        # the whole 3 % band always in view, so that close bars do not look far apart
+        lo = min(min(r["test_bits_per_dim"] for r in rows), reference)
+        hi = max(max(r["test_bits_per_dim"] + (r["test_bits_per_dim_std"] or 0) for r in rows),
+                 reference * (1 + tolerance))
+        ax.set_xlim(lo - 0.15 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_yticks(y, [f"{r['name']}  ({len(r['seeds'])} seed{'s' if len(r['seeds']) > 1 else ''})" for r in rows],
                   fontsize=10)
     ax.set_xlabel("test bits/dim (lower is better)", fontsize=11)

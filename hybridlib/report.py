@@ -417,8 +417,7 @@ def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
                ] if out.get("pending") else []
     return "\n".join([
         f"# Controls of the hybrid's bits/dim: profile `{out['profile']}`, {out['dataset']}, {out['steps']} steps", "",
-        "The protocol, written before any of these runs: [docs/controls.md](../../docs/controls.md). "
-        f"{out['rule']}", "",
+        f"Protocol: [docs/controls.md](../../docs/controls.md). {out['rule']}", "",
         "Mean ± std over the seeds listed. The penalty is bits/dim over G's of the same seed, minus 1; the share "
         "removed is (bpd(H) − bpd(X)) / (bpd(H) − bpd(G)) of the seed means. Each difference in the last table compares "
         "seed means (the seeds both have), where the two configurations differ in that cause alone.", "",
@@ -458,6 +457,5 @@ def capacity_markdown(out: dict[str, Any], figures: list[str]) -> str:
     return "\n".join([
         f"# Capacity: the hybrid's bits/dim penalty at three widths, profile `{out['profile']}`, {out['dataset']}, "
         f"{out['steps']} steps", "",
-        "The protocol, written before any of these runs: [docs/controls.md](../../docs/controls.md). "
-        f"{out['rule']}", "", *rows, "", *trend, *pending, "",
+        f"Protocol: [docs/controls.md](../../docs/controls.md). {out['rule']}", "", *rows, "", *trend, *pending, "",
         *[f"![{name}](figures/{name}.png)\n" for name in figures]])
