@@ -21,7 +21,7 @@ from .files import write_json, write_text
 from .flops import model_flops_per_step
 from .paths import results_dir
 from .report import capacity_figures, capacity_markdown, controls_figures, controls_markdown
-from .studies import ROW_KEYS, evaluated
+from .studies import ROW_KEYS, _mean, _std, evaluated
 
 SEEDS = (0, 1, 2)
 KEYS = ROW_KEYS + ("few_label_probe_acc_10",)
@@ -83,9 +83,12 @@ def controls(config: Config) -> list[Control]:
 
 
 def _stats(values: list[float | None]) -> tuple[float | None, float | None]:
-    if not values or any(v is None for v in values):
-        return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    """(mean, std over seeds) as the other studies give them; (None, None) with no value."""
+    return (_mean(values), _std(values)) if values else (None, None)
+
+
+def _bits(runs: dict[int, dict[str, Any]], seeds: list[int]) -> list[float]:
+    return [runs[s]["test_bits_per_dim"] for s in seeds]
 
 
 def run_controls(config: Config, seeds: tuple[int, ...] = SEEDS, progress: bool = True,
@@ -110,11 +113,8 @@ def run_controls(config: Config, seeds: tuple[int, ...] = SEEDS, progress: bool 
                 if not finished_only:
                     raise
                 out["pending"].append(f"{control.name}, seed {seed}")
-                continue
             out["rows"] = controls_rows(variants, results, floor)
             _write(out, "controls", controls_markdown, controls_figures)
-    out["rows"] = controls_rows(variants, results, floor)
-    _write(out, "controls", controls_markdown, controls_figures)
     return out
 
 
@@ -135,21 +135,20 @@ def controls_rows(variants: list[Control], results: dict[str, dict[int, dict[str
                                "train_minutes": float(np.mean([r["train_minutes"] for r in runs.values()]))}
         for key in KEYS:
             row[key], row[f"{key}_std"] = _stats([runs[s].get(key) for s in seeds])
-        bits = lambda rs, ss: [rs[s]["test_bits_per_dim"] for s in ss]  # noqa: E731
         paired = [s for s in seeds if s in reference]
         if paired:
             row["penalty"], row["penalty_std"] = _stats([runs[s]["test_bits_per_dim"] / reference[s]["test_bits_per_dim"]
                                                          - 1 for s in paired])
             row["vs_G"] = judge(Claim("vs G", f"{control.name}: bits/dim within 3 % of G's", "test_bits_per_dim",
                                       control.name, REFERENCE, higher_is_better=False, tolerance=TOLERANCE),
-                                bits(runs, paired), bits(reference, paired), floor)
+                                _bits(runs, paired), _bits(reference, paired), floor)
         both = [s for s in seeds if s in reference and s in hybrid]
         if both and control.name not in (REFERENCE, HYBRID):
-            h, g, x = (float(np.mean(bits(rs, both))) for rs in (hybrid, reference, runs))
+            h, g, x = (float(np.mean(_bits(rs, both))) for rs in (hybrid, reference, runs))
             row["share_removed"] = (h - x) / (h - g) if h != g else None
             row["vs_H"] = judge(Claim("vs H", f"{control.name}: bits/dim below H's", "test_bits_per_dim",
                                       control.name, HYBRID, higher_is_better=False),
-                                bits(runs, both), bits(hybrid, both), floor)
+                                _bits(runs, both), _bits(hybrid, both), floor)
         rows.append(row)
     return rows
 
@@ -181,11 +180,8 @@ def run_capacity(config: Config, widths: tuple[int, ...] = CAPACITY_WIDTHS, seed
                     if not finished_only:
                         raise
                     out["pending"].append(f"{name}, d = {width}, seed {seed}")
-                    continue
                 out.update(capacity_table(config, results))
                 _write(out, "capacity", capacity_markdown, capacity_figures)
-    out.update(capacity_table(config, results))
-    _write(out, "capacity", capacity_markdown, capacity_figures)
     return out
 
 
@@ -208,7 +204,7 @@ def capacity_table(config: Config, results: dict[int, dict[str, dict[int, dict[s
         paired = sorted(set(runs[REFERENCE]) & set(runs[HYBRID]))
         penalties = [runs[HYBRID][s]["test_bits_per_dim"] / runs[REFERENCE][s]["test_bits_per_dim"] - 1 for s in paired]
         row["penalty_seeds"], row["penalties"] = paired, penalties
-        row["penalty"], row["penalty_std"] = _stats(penalties) if penalties else (None, None)
+        row["penalty"], row["penalty_std"] = _stats(penalties)
         rows.append(row)
     trend = None
     with_penalty = [r for r in rows if r["penalty"] is not None]

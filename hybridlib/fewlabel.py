@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .probes import fit_linear_probe, knn_accuracy
+from .probes import Basis, fit_linear_probe, knn_accuracy, whitened_basis
 
 SHOTS = (1, 10, 100)  # labelled images per class
 DRAWS = 5  # evaluation draws per budget
@@ -54,6 +54,7 @@ def few_label(f_pool: np.ndarray, y_pool: np.ndarray, f_test: np.ndarray, y_test
     ``few_label_{probe,knn}_acc_<shots>`` (means) and ``..._sem`` (standard error over draws) for the tables and the
     claims."""
     cut = split_pool(len(f_pool))
+    basis = whitened_basis(f_pool)  # the whole pool, unlabelled: one basis for every probe below
     f_draw, y_draw, f_held, y_held = f_pool[:cut], y_pool[:cut], f_pool[cut:], y_pool[cut:]
     smallest = int(np.bincount(y_draw).min()) if len(y_draw) else 0
     per_budget: dict[str, dict[str, Any]] = {}
@@ -62,11 +63,11 @@ def few_label(f_pool: np.ndarray, y_pool: np.ndarray, f_test: np.ndarray, y_test
         if shots > smallest:
             continue  # a class cannot give that many labels (protocol: the budget is skipped)
         selection = [draw_labelled(y_draw, shots, draw_seed(eval_seed, shots, i, True)) for i in range(SELECTION_DRAWS)]
-        held_acc = {C: float(np.mean([_probe_acc(f_draw[i], y_draw[i], f_held, y_held, C, f_pool) for i in selection]))
+        held_acc = {C: float(np.mean([_probe_acc(f_draw[i], y_draw[i], f_held, y_held, C, basis) for i in selection]))
                     for C in C_GRID}
         best = max(C_GRID, key=lambda C: held_acc[C])  # ties: the strongest regularisation, the first in the grid
         draws = [draw_labelled(y_draw, shots, draw_seed(eval_seed, shots, i, False)) for i in range(DRAWS)]
-        probe = [_probe_acc(f_draw[i], y_draw[i], f_test, y_test, best, f_pool) for i in draws]
+        probe = [_probe_acc(f_draw[i], y_draw[i], f_test, y_test, best, basis) for i in draws]
         k = min(knn_k, shots)
         knn = [knn_accuracy(f_draw[i], y_draw[i], f_test, y_test, k) for i in draws]
         per_budget[str(shots)] = {"probe_acc": float(np.mean(probe)), "probe_acc_std": _std(probe),
@@ -80,8 +81,8 @@ def few_label(f_pool: np.ndarray, y_pool: np.ndarray, f_test: np.ndarray, y_test
 
 
 def _probe_acc(f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray, y_test: np.ndarray, C: float,
-               reference: np.ndarray) -> float:
-    return float((fit_linear_probe(f_train, y_train, C, reference).predict(f_test) == y_test).mean())
+               basis: Basis) -> float:
+    return float((fit_linear_probe(f_train, y_train, C, basis).predict(f_test) == y_test).mean())
 
 
 def _std(values: list[float]) -> float:

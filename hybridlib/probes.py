@@ -11,9 +11,29 @@ same in either basis; in the whitened one the curvature is nearly isotropic, so 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+class Basis(NamedTuple):
+    """How a probe standardises and whitens features: (x - mean) / std @ whiten is white."""
+    mean: torch.Tensor  # (D,)
+    std: torch.Tensor  # (D,)
+    whiten: torch.Tensor  # (D, D)
+
+
+def whitened_basis(features: np.ndarray | torch.Tensor) -> Basis:
+    """The standardisation and whitening of ``features`` (N, D): the labelled ones, or unlabelled ones of the same
+    kind (ten labelled images give no usable variance); computed once, it serves every probe fitted in it."""
+    x = torch.as_tensor(np.asarray(features, np.float32))
+    mean, std = x.mean(0), x.std(0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature carries nothing
+    z = (x - mean) / std
+    eigenvalues, eigenvectors = torch.linalg.eigh(z.T @ z / len(z))
+    return Basis(mean, std, eigenvectors / eigenvalues.clamp_min(1e-6 * float(eigenvalues.max())).sqrt())
 
 
 class LinearProbe:
@@ -22,20 +42,14 @@ class LinearProbe:
     def __init__(self, C: float = 1.0, max_iter: int = 500) -> None:
         self.C, self.max_iter = C, max_iter
 
-    def fit(self, features: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> "LinearProbe":
-        """``reference``: unlabelled features (R, D) whose mean, variance and covariance standardise and whiten the
-        basis instead of the labelled ones' (ten labelled images give no usable variance): the minimiser is the
-        same function of the standardised features, only the standardisation differs."""
+    def fit(self, features: np.ndarray, labels: np.ndarray, basis: Basis | None = None) -> "LinearProbe":
+        """``basis``: the standardisation and whitening to fit in (:func:`whitened_basis`; default: the features'
+        own). The minimiser is the same function of the standardised features; only the standardisation differs."""
         x, y = torch.from_numpy(np.asarray(features, np.float32)), torch.from_numpy(np.asarray(labels)).long()
-        r = x if reference is None else torch.from_numpy(np.asarray(reference, np.float32))
-        self.mean, std = r.mean(0), r.std(0, unbiased=False)
-        self.std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature carries nothing
+        self.mean, self.std, whiten = basis or whitened_basis(x)
         z = (x - self.mean) / self.std  # (N, D)
         n, d = z.shape
         k = int(y.max()) + 1
-        zr = z if reference is None else (r - self.mean) / self.std
-        eigenvalues, eigenvectors = torch.linalg.eigh(zr.T @ zr / len(zr))
-        whiten = eigenvectors / eigenvalues.clamp_min(1e-6 * float(eigenvalues.max())).sqrt()  # (D, D): z @ whiten is white
         zw = z @ whiten
         v = torch.zeros(d, k, requires_grad=True)  # W = whiten @ v
         b = torch.zeros(k, requires_grad=True)
@@ -61,9 +75,9 @@ class LinearProbe:
 
 
 def fit_linear_probe(features: np.ndarray, labels: np.ndarray, C: float = 1.0,
-                     reference: np.ndarray | None = None) -> LinearProbe:
-    """(N, D) frozen features and their (N,) labels -> a fitted :class:`LinearProbe` (``reference``: see its fit)."""
-    return LinearProbe(C).fit(features, labels, reference)
+                     basis: Basis | None = None) -> LinearProbe:
+    """(N, D) frozen features and their (N,) labels -> a fitted :class:`LinearProbe` (``basis``: see its fit)."""
+    return LinearProbe(C).fit(features, labels, basis)
 
 
 def knn_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,

@@ -192,8 +192,7 @@ def ablations_markdown(out: dict[str, Any]) -> str:
     if "3" in stages:
         outcome += ["", f"Stage 3 finalists: {', '.join(stages['3']['finalists'])}. "
                         f"**Winner: {stages['3']['winner']['name']}.**"]
-    pending = ["", "**Not run yet** (`make ablations` resumes with them): " + "; ".join(out["pending"]) + "."
-               ] if out.get("pending") else []
+    pending = _pending(out, "ablations")
     return "\n".join([f"# Ablations of the hybrid: profile `{out['profile']}`, {out['steps']} steps", "",
                       f"**Selection rule.** {out['rule']}", "",
                       "Metrics are the hybrid's (mean ± standard deviation over the seeds of the row); a verdict "
@@ -248,8 +247,7 @@ def scaling_markdown(out: dict[str, Any], figures: list[str]) -> str:
                  if c["budget"] == "equal compute" else f"{c['other']} at {c['steps']} steps")
         claims.append(f"| {c['steps']} | {c['budget']} | ({c['id']}) {c['statement']} | {c['verdict']} | "
                       f"{c['gap']:+.4f} | {c['spread']:.4f} | {other}, seeds {c['seeds']} |")
-    pending = ["", "**Not run yet** (`make scaling` resumes with them): " + "; ".join(out["pending"]) + "."
-               ] if out.get("pending") else []
+    pending = _pending(out, "scaling")
     return "\n".join([f"# Scaling: profile `{out['profile']}`, {out['dataset']}", "",
                       "Every objective at each training budget (steps of the profile's batch); mean ± standard "
                       "deviation over the seeds listed. Equal compute compares a claim's model with the other "
@@ -353,8 +351,7 @@ def recipe_markdown(out: dict[str, Any], figures: list[str]) -> str:
     if "2" in stages:
         outcome += ["", "Stage 2, each objective's recipe: " + "; ".join(
             f"**{o}: {w['setting']}** ({100 * w['score']:+.2f} %)" for o, w in stages["2"].items()) + "."]
-    pending = ["", "**Not run yet** (`make recipe` resumes with them): " + "; ".join(out["pending"]) + "."
-               ] if out.get("pending") else []
+    pending = _pending(out, "recipe")
     base = out["base"]
     return "\n".join([f"# The recipe search: profile `{out['profile']}`", "",
                       f"**Selection rule.** {out['rule']}", "",
@@ -378,11 +375,29 @@ def _verdict(judged: dict[str, Any] | None) -> str:
     return "–" if judged is None else f"{judged['verdict']} ({judged['gap']:+.4f}, spread {judged['spread']:.4f})"
 
 
+def _penalty(penalty: float | None, std: float | None, n_seeds: int) -> str:
+    """A bits/dim penalty in percent, ± its spread over seeds where there are several."""
+    if penalty is None:
+        return "–"
+    return f"{100 * penalty:+.1f} %" + (f" ± {100 * std:.1f}" if n_seeds > 1 else "")
+
+
+def _pending(out: dict[str, Any], target: str) -> list[str]:
+    """The lines that list a study's runs still to train (none where all have finished)."""
+    return ["", f"**Not run yet** (`make {target}` resumes with them): " + "; ".join(out["pending"]) + "."
+            ] if out.get("pending") else []
+
+
+def _study_figure(figure: plt.Figure, folder: Path, name: str) -> list[str]:
+    """A study's one figure saved as ``folder/name.png``; the list of names its markdown embeds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots.save(figure, folder / f"{name}.png")
+    return [name]
+
+
 def controls_figures(out: dict[str, Any], folder: Path) -> list[str]:
     """controls_bits.png: each configuration's bits/dim against generative-only's; its name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    plots.save(plots.controls_bits(out["rows"]), folder / "controls_bits.png")
-    return ["controls_bits"]
+    return _study_figure(plots.controls_bits(out["rows"]), folder, "controls_bits")
 
 
 def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
@@ -391,8 +406,7 @@ def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
             "| linear probe | near-OOD AUROC | probe, 10 labels/class | train min |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in out["rows"]:
-        penalty = "–" if r.get("penalty") is None else f"{100 * r['penalty']:+.1f} %" + \
-            (f" ± {100 * r['penalty_std']:.1f}" if len(r["seeds"]) > 1 else "")
+        penalty = _penalty(r.get("penalty"), r.get("penalty_std"), len(r["seeds"]))
         share = "–" if r.get("share_removed") is None else f"{100 * r['share_removed']:.0f} %"
         rows.append(f"| {r['name']} | {r['question']} | {','.join(map(str, r['seeds']))} | {r['parameters'] / 1e6:.2f} M | "
                     f"{_mean_std(r, 'test_bits_per_dim')} | {penalty} | {share} | {_mean_std(r, 'linear_probe_acc')} | "
@@ -413,8 +427,7 @@ def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
             seeds = sorted(set(by_name[a]["seeds"]) & set(by_name[b]["seeds"]))
             costs.append(f"| {cause} | {a} − {b} (seeds {','.join(map(str, seeds))}) | "
                          f"{by_name[a]['test_bits_per_dim'] - by_name[b]['test_bits_per_dim']:+.4f} |")
-    pending = ["", "**Not run yet** (`make controls` resumes with them): " + "; ".join(out["pending"]) + "."
-               ] if out.get("pending") else []
+    pending = _pending(out, "controls")
     return "\n".join([
         f"# Controls of the hybrid's bits/dim: profile `{out['profile']}`, {out['dataset']}, {out['steps']} steps", "",
         f"Protocol: [docs/controls.md](../../docs/controls.md). {out['rule']}", "",
@@ -427,9 +440,7 @@ def controls_markdown(out: dict[str, Any], figures: list[str]) -> str:
 
 def capacity_figures(out: dict[str, Any], folder: Path) -> list[str]:
     """capacity_penalty.png: the penalty and both bits/dim against parameters; its name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    plots.save(plots.capacity_penalty(out["rows"]), folder / "capacity_penalty.png")
-    return ["capacity_penalty"]
+    return _study_figure(plots.capacity_penalty(out["rows"]), folder, "capacity_penalty")
 
 
 def capacity_markdown(out: dict[str, Any], figures: list[str]) -> str:
@@ -440,8 +451,7 @@ def capacity_markdown(out: dict[str, Any], figures: list[str]) -> str:
         def cell(key: str, name: str) -> str:
             return _mean_std({key: r[f"{key}_{name}"], f"{key}_std": r[f"{key}_{name}_std"],
                               "seeds": r[f"seeds_{name}"]}, key)
-        penalty = "–" if r["penalty"] is None else f"{100 * r['penalty']:+.1f} %" + \
-            (f" ± {100 * r['penalty_std']:.1f}" if len(r["penalties"]) > 1 else "")
+        penalty = _penalty(r["penalty"], r["penalty_std"], len(r["penalties"]))
         minutes = " / ".join("–" if r[f"minutes_{n}"] is None else f"{r[f'minutes_{n}']:.1f}" for n in ("G", "H"))
         rows.append(f"| {r['d_model']} | {r['parameters'] / 1e6:.2f} M | {r['gflops_G']:.0f} / {r['gflops_H']:.0f} | "
                     f"{','.join(map(str, r['penalty_seeds']))} | {cell('test_bits_per_dim', 'G')} | "
@@ -452,8 +462,7 @@ def capacity_markdown(out: dict[str, Any], figures: list[str]) -> str:
         f"**The penalty {t['verdict']}** from d = {t['smallest']} to d = {t['largest']} "
         f"(gap {100 * t['gap']:+.1f} points, spread {100 * t['spread']:.1f}, {t['seeds']} seed"
         f"{'s' if t['seeds'] > 1 else ''}{'; the protocol asks for 3' if t['seeds'] < 3 else ''})."]
-    pending = ["", "**Not run yet** (`make capacity` resumes with them): " + "; ".join(out["pending"]) + "."
-               ] if out.get("pending") else []
+    pending = _pending(out, "capacity")
     return "\n".join([
         f"# Capacity: the hybrid's bits/dim penalty at three widths, profile `{out['profile']}`, {out['dataset']}, "
         f"{out['steps']} steps", "",

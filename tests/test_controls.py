@@ -16,7 +16,7 @@ from hybridlib.flops import model_flops_per_step
 from hybridlib.losses import Objective
 from hybridlib.model import HybridTransformer
 from hybridlib.paths import results_dir, run_dir_for
-from hybridlib.probes import LinearProbe
+from hybridlib.probes import LinearProbe, whitened_basis
 
 from conftest import assert_one_line_error, cli
 
@@ -148,10 +148,10 @@ def test_a_budget_a_class_cannot_give_is_skipped():
 
 def test_the_probe_standardised_by_its_own_features_is_the_plain_probe():
     f, y = _blobs(30)
-    plain, same = LinearProbe().fit(f, y), LinearProbe().fit(f, y, reference=f)
+    plain, same = LinearProbe().fit(f, y), LinearProbe().fit(f, y, basis=whitened_basis(f))
     assert np.allclose(plain.predict_proba(f), same.predict_proba(f), atol=1e-5)
     few = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(3)])  # two labelled images per class
-    other = LinearProbe().fit(f[few], y[few], reference=f)
+    other = LinearProbe().fit(f[few], y[few], basis=whitened_basis(f))
     assert torch.allclose(other.mean, torch.from_numpy(f).mean(0))  # statistics of the unlabelled reference
     assert (other.predict(f) == y).mean() > 0.9
 
