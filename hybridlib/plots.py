@@ -180,21 +180,26 @@ def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
     return fig
 
 
-def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure:
-    """Each metric against the hybrid weight λ (log axis): the hybrids as a line, the two single objectives as
-    horizontal lines (generative-only is λ = 0 and contrastive-only λ → ∞, neither has a place on a log axis).
-    A missing value (the contrastive model's bits/dim: its decoder is never trained) is left out."""
+def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str], generative: dict[str, Any] | None = None
+                  ) -> plt.Figure:
+    """Each metric against the hybrid weight λ (log axis): the hybrids as a line; as horizontal lines, since
+    neither end has a place on a log axis, the hybrid at λ = 0 (its generative loss on augmented views), the
+    contrastive-only limit λ → ∞ and ``generative`` (generative-only on clean images, the paper's reference),
+    which is not the λ = 0 end. A missing value (the contrastive model's bits/dim: its decoder is never trained)
+    is left out."""
     hybrids = sorted((r for r in rows if 0 < r["lam"] < math.inf), key=lambda r: r["lam"])
-    ends = {"generative": next((r for r in rows if r["lam"] == 0), None),
-            "contrastive": next((r for r in rows if math.isinf(r["lam"])), None)}
+    lines = [(generative, MODEL_COLOURS["generative"], "--", "generative only (clean images)"),
+             (next((r for r in rows if r["lam"] == 0), None), MODEL_COLOURS["hybrid"], "-.",
+              "hybrid at λ = 0 (generative loss on views)"),
+             (next((r for r in rows if math.isinf(r["lam"])), None), MODEL_COLOURS["contrastive"], ":",
+              "contrastive only (λ → ∞)")]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.9 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         ax.plot([r["lam"] for r in hybrids], [r.get(key) for r in hybrids], marker="o", lw=2,
                 color=MODEL_COLOURS["hybrid"], label="hybrid")
-        for (name, row), style in zip(ends.items(), ("--", ":")):
+        for row, colour, style, label in lines:
             if row is not None and row.get(key) is not None:
-                ax.axhline(row[key], color=MODEL_COLOURS[name], ls=style, lw=2,
-                           label=f"{name} only (λ = {'0' if name == 'generative' else '∞'})")
+                ax.axhline(row[key], color=colour, ls=style, lw=2, label=label)
         ax.set_xscale("log")
         ax.set_xlabel("λ", fontsize=11)
         ax.set_title(key.replace("_", " "), fontsize=12)
@@ -204,7 +209,7 @@ def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str]) -> plt.Figure
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=10, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=4, fontsize=10, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 

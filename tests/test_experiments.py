@@ -99,5 +99,26 @@ def test_a_sweep_with_other_settings_is_saved_beside_the_committed_one(tmp_path,
     assert results_stem("tradeoff", base.with_train(seed=1, temperature=0.5)) == "tradeoff-temperature0.5-seed1"
     rows = [{"lam": lam, **{key: 0.5 for key in COLUMNS}} for lam in (0.0, 1.0)]
     rows.append({"lam": math.inf, **{key: 0.5 for key in COLUMNS}, "test_bits_per_dim": None})
-    tradeoff_figure(rows, base.with_train(steps=10))
+    tradeoff_figure({"rows": rows, "generative": {"lam": None, **{key: 0.5 for key in COLUMNS}}},
+                    base.with_train(steps=10))
     assert [p.name for p in (tmp_path / "smoke" / "figures").iterdir()] == ["tradeoff-steps10.png"]
+
+
+def test_the_sweeps_lambda_0_is_the_hybrid_on_views_and_generative_only_stands_beside_it(tmp_path, monkeypatch):
+    """λ = 0 of the sweep is the hybrid with its contrastive term off (its generative loss on the augmented views),
+    not generative-only, which the sweep reports separately as the paper's reference."""
+    import hybridlib.experiments as experiments
+    monkeypatch.setenv("HYBRIDLIB_RESULTS", str(tmp_path))
+    trained = []
+    monkeypatch.setattr(experiments, "prepare_data", lambda cfg: None)
+    monkeypatch.setattr(experiments, "ensure_trained", lambda config, *a, **k: trained.append(config) or config)
+    monkeypatch.setattr(experiments, "evaluate_run", lambda config, *a, **k: {"linear_probe_acc": config.train.lam})
+    base = get_config("smoke", "hybrid")
+    sweep = experiments.lambda_sweep(base, lams=(0.1, 1.0), progress=False)
+    assert [(r["lam"], r["objective"]) for r in sweep["rows"]] == [
+        (0.0, "hybrid"), (0.1, "hybrid"), (1.0, "hybrid"), (math.inf, "contrastive")]
+    assert [(c.train.objective, c.train.lam) for c in trained[:3]] == [("hybrid", 0.0), ("hybrid", 0.1), ("hybrid", 1.0)]
+    assert trained[0].train.generative_input == base.train.generative_input != "clean"  # views, as the hybrid's
+    assert sweep["generative"]["objective"] == "generative" and trained[-1].train.objective == "generative"
+    saved = json.loads((tmp_path / "smoke" / "tradeoff.json").read_text())
+    assert saved["generative"]["lam"] is None and saved["rows"][0]["lam"] == 0.0

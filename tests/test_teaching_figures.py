@@ -98,17 +98,19 @@ def test_hidden_states_are_the_outputs_of_every_block():
     torch.testing.assert_close(pooled * model.ln_rep.weight + model.ln_rep.bias, model.represent(tokens))
 
 
-def test_tradeoff_plot_draws_the_single_objectives_as_lines_not_at_invented_lambdas():
-    rows = [{"lam": 0.0, "probe": 0.70, "bits": 0.9}, {"lam": 0.1, "probe": 0.74, "bits": 0.95},
+def test_tradeoff_plot_draws_the_ends_and_generative_only_as_lines_not_at_invented_lambdas():
+    rows = [{"lam": 0.0, "probe": 0.71, "bits": 0.85}, {"lam": 0.1, "probe": 0.74, "bits": 0.95},
             {"lam": 1.0, "probe": 0.78, "bits": 1.05}, {"lam": float("inf"), "probe": 0.77, "bits": None}]
-    fig = plots.tradeoff_plot(rows, ("probe", "bits"))
+    fig = plots.tradeoff_plot(rows, ("probe", "bits"), generative={"lam": None, "probe": 0.70, "bits": 0.8})
     probe, bits = fig.axes
     hybrid = probe.lines[0]
     assert list(hybrid.get_xdata()) == [0.1, 1.0] and list(hybrid.get_ydata()) == [0.74, 0.78]
-    # the ends are horizontal lines at their values, spanning the axis
-    assert [tuple(line.get_ydata()) for line in probe.lines[1:]] == [(0.70, 0.70), (0.77, 0.77)]
-    assert [tuple(line.get_xdata()) for line in probe.lines[1:]] == [(0, 1), (0, 1)]
-    assert len(bits.lines) == 2  # the contrastive model has no bits/dim: no line for it
+    # generative-only (clean images), the hybrid at λ = 0 and contrastive-only: horizontal lines spanning the axis
+    assert [tuple(line.get_ydata()) for line in probe.lines[1:]] == [(0.70, 0.70), (0.71, 0.71), (0.77, 0.77)]
+    assert [tuple(line.get_xdata()) for line in probe.lines[1:]] == [(0, 1)] * 3
+    assert [line.get_label() for line in probe.lines[1:3]] == ["generative only (clean images)",
+                                                              "hybrid at λ = 0 (generative loss on views)"]
+    assert len(bits.lines) == 3  # the contrastive model has no bits/dim: no line for it
     assert probe.get_xscale() == "log" and min(_font_sizes(fig)) >= 10
 
 
