@@ -146,14 +146,12 @@ def lambda_sweep(config: Config, lams: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
     data = prepare_data(config.data)
     summary = saved_summary(config)  # the three main runs, evaluated by `make reproduce`
 
-    def evaluated(objective: str, lam: float) -> dict[str, Any]:
-        if summary is not None and (objective != "hybrid" or lam == config.train.lam):
-            return summary["models"][objective]
-        run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
-        return evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
-
     def row(objective: str, lam: float | None) -> dict[str, Any]:
-        r = evaluated(objective, lam)
+        if summary is not None and (objective != "hybrid" or lam == config.train.lam):
+            r = summary["models"][objective]
+        else:
+            run_config = config.with_train(objective=objective) if objective != "hybrid" else config.with_train(lam=lam)
+            r = evaluate_run(ensure_trained(run_config, data, progress, shipped=False), data, config.eval, progress)
         return {"lam": lam, "objective": objective, **{k: r.get(k) for k in COLUMNS}}
 
     rows = [row("contrastive" if math.isinf(lam) else "hybrid", lam) for lam in (0.0, *lams, math.inf)]
