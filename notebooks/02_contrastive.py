@@ -27,8 +27,9 @@
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
 # profile's budget; fewer give a quick live run, kept apart from the full run. `TEMPERATURE` is NT-Xent's τ (None:
-# the profile's). `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g. `{"batch_size": 64}`. The setup cell after it installs the library on
-# Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
+# the profile's). `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g. `{"batch_size": 64}`. On Colab the setup cell after it clones the repository, with the trained weights that ship with it, and
+# `PROFILE` None means the `cpu` profile there, so models load instead of training (`PROFILE = "gpu-small"` on a GPU
+# runtime trains CIFAR-10); elsewhere it does nothing of the kind (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED, STEPS = None, 0, None
@@ -40,9 +41,12 @@ OVERRIDES = {}
 
 # %%
 # %matplotlib inline
-import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
-if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
-    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
+import os, subprocess, sys  # on Colab: clone the repository (the library, its shipped weights) and import from it
+REPO_URL, HOME = "https://github.com/hybridlib/hybridlib", "/content/hybridlib"  # a fork: `make repo-url URL=...`
+if "google.colab" in sys.modules and HOME not in sys.path:
+    if not os.path.isdir(HOME) and subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, HOME]).returncode:
+        raise SystemExit(f"could not clone {REPO_URL}; upload a copy of the repository to {HOME}, then rerun this cell")
+    sys.path.insert(0, HOME)
 import hybridlib as hl
 import torch
 from hybridlib import plots
@@ -185,7 +189,8 @@ plots.show_rows({f"query {i}": torch.cat([queries[i:i + 1], neighbours[i]]) for 
 # %% [markdown]
 # ## Exercises
 # Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
-# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+# "correct"; a number may be given rounded, to two significant digits or more (3.1 for 3.1416). The worked
+# solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
 # **Exercise 1.** N = 2 images, temperature 0.5. Each view's projection equals its partner's, and the two images' projections are orthogonal. What is the NT-Xent loss? (Work it out by hand, then check.)
 
