@@ -62,6 +62,8 @@ plots.show_images(data.train_images[first_of_class], nrow=10, titles=data.source
 # %% [markdown]
 # ## Quantization and tokens
 # Each pixel is rounded down to one of `levels` grey levels. A token is a `patch_size` x `patch_size` block of levels, so the vocabulary is `levels ** patch_size**2` and an image of side R is `(R / patch_size) ** 2` tokens. Fewer, richer tokens make attention cheaper; the likelihood stays exact because one token's distribution is the joint distribution of its pixels.
+# MAE (He et al., 2022) also cuts images into patches, but embeds each patch's pixels linearly instead of
+# indexing a vocabulary of patch values.
 
 # %%
 d = config.data
@@ -186,6 +188,17 @@ print(f"one pixel value carries at most {most_bits:.2f} bits here (8 bits in the
 # harder to match: notebook 2 trains on them.
 
 # %% [markdown]
+# ## Discussion questions
+# 1. Larger patches give shorter sequences but a larger vocabulary. As the patch grows, how often does training show
+#    the model each token value, and what would that do to its predictions for patches it has rarely seen?
+# 2. Quantizing to a few grey levels throws away the finest, noisiest part of each pixel value. Does that make
+#    predicting the next token a better or a worse teacher of features, and is matching two views affected alike?
+# 3. The augmentations decide what contrastive learning treats as "the same image". Which of them could remove what
+#    tells two classes apart (a shirt from a T-shirt, say), and what would the representation then learn?
+# 4. The generative loss scores token sequences, the contrastive loss compares augmented views. If the generative
+#    loss were scored on the augmented views instead of the clean images, which images would its likelihood describe?
+
+# %% [markdown]
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
 #   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
@@ -199,3 +212,5 @@ print(f"one pixel value carries at most {most_bits:.2f} bits here (8 bits in the
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick (2022). Masked Autoencoders Are Scalable Vision Learners
+#   (MAE). CVPR. [arXiv:2111.06377](https://arxiv.org/abs/2111.06377)

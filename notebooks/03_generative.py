@@ -304,6 +304,20 @@ print(f"the trained model needs {final / uniform:.0%} of the bits of a uniform g
 # loss to this one.
 
 # %% [markdown]
+# ## Discussion questions
+# 1. Bits/dim is an exact code length, yet it says nothing by itself about whether the features are good for
+#    recognition. On which parts of an image could a model spend most of its bits that a classifier does not need?
+# 2. The joint head (4096 outputs) and the pixels head (32 outputs) give the same exact likelihood. Why might they
+#    still reach different bits/dim in the same number of steps, and which would you expect to handle rare patches
+#    better?
+# 3. The model reads tokens in raster order, so the first rows are predicted from almost no context. Would another
+#    order change the exact likelihood in principle, or only what the model learns in practice?
+# 4. The representation is taken from the encoder, before the decoder blocks that predict the next token. Why might
+#    the best features for classification lie inside a generative network rather than at its output?
+# 5. MAE (He et al., 2022) reconstructs hidden patches from all the visible ones instead of predicting each token
+#    from those before it. What does each objective offer that the other lacks, for features and for generation?
+
+# %% [markdown]
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
 #   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
@@ -317,3 +331,5 @@ print(f"the trained model needs {final / uniform:.0%} of the bits of a uniform g
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick (2022). Masked Autoencoders Are Scalable Vision Learners
+#   (MAE). CVPR. [arXiv:2111.06377](https://arxiv.org/abs/2111.06377)
