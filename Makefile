@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads controls capacity anchors tradeoff data notebooks clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads controls capacity anchors tradeoff slides data notebooks repo-url clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -28,9 +28,11 @@ help:
 	@echo "make controls [SEEDS='0 1 2']          the controls of the hybrid's bits/dim gap -> results/cpu/controls.* (hours; resumes)"
 	@echo "make capacity [SEEDS='0 1 2']          the bits/dim gap at three widths -> results/cpu/capacity.* (hours; resumes)"
 	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
+	@echo "make slides                            single-panel lecture figures -> results/cpu/slides/"
 	@echo "make anchors                           bits/dim of non-neural predictors of the test set -> results/cpu/anchors.*"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST; MNIST and KMNIST, near-OOD sets) if missing"
 	@echo "make notebooks                         sync notebooks/*.ipynb with their sources notebooks/*.py (jupytext, outputs kept)"
+	@echo "make repo-url URL=https://github.com/OWNER/NAME  point every badge and Colab install cell at a fork"
 
 # The virtual environment is (re)built when missing or older than pyproject.toml: a stamp, not a reinstall per call.
 $(STAMP): pyproject.toml
@@ -102,6 +104,9 @@ controls: $(STAMP) data
 capacity: $(STAMP) data
 	$(BIN)/python -m hybridlib capacity --profile $(PROFILE) --seeds $(SEEDS)
 
+slides: $(STAMP) data
+	$(BIN)/python -m hybridlib slides --profile $(PROFILE)
+
 tradeoff: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE) --notebooks 06_tradeoff.ipynb
 
@@ -112,6 +117,10 @@ NB_IPYNB := $(wildcard notebooks/*.ipynb)
 NB_ONLY_PY := $(filter-out $(NB_IPYNB:.ipynb=.py),$(wildcard notebooks/*.py))
 notebooks: $(STAMP)
 	$(BIN)/jupytext --sync $(NB_IPYNB) $(NB_ONLY_PY)
+
+# A fork's address: pyproject.toml holds it; the notebooks' badges and Colab cells and the README spell it out.
+repo-url:
+	$(PYTHON) tools/set_repo_url.py $(URL)
 
 clean:
 	rm -rf runs results/smoke .pytest_cache

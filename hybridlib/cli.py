@@ -37,6 +37,7 @@ from .report import ablations_markdown, anchors_markdown, heads_markdown, markdo
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
 from .shipped import ship
+from .slides import write_slides
 from .recipe import N_VAL, run_recipe
 from .studies import SCALING_STEPS, run_ablations, run_scaling
 from .train import train
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     hd.add_argument("--steps", type=_positive_int, help="the joint head's budget (default: the profile's)")
     _recipe_argument(hd)
 
+    sl = sub.add_parser("slides", help="single-panel lecture figures (architecture, causal mask, NT-Xent's "
+                        "similarity matrix) -> results/PROFILE/slides/")
+    sl.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+
     an = sub.add_parser("anchors", help="bits/dim of non-neural predictors of the test set -> results/PROFILE/anchors.*")
     an.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
 
@@ -337,6 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print((results_dir() / out["profile"] / f"{args.command}.md").read_text())
         elif args.command == "heads":
             print(heads_markdown(compare_heads(_study_config(args, seed=args.seed, steps=args.steps))))
+        elif args.command == "slides":
+            config = get_config(args.profile, "contrastive")
+            for path in write_slides(config, prepare_data(config.data)):
+                print(f"wrote {path}")
         elif args.command == "anchors":
             print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":

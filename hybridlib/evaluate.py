@@ -43,8 +43,9 @@ from .fewlabel import few_label
 from .probes import LinearProbe, fit_linear_probe, knn_accuracy, knn_distance
 
 EVAL_PROTOCOL = 3  # raised whenever a change to this module moves the numbers: saved evaluations are then redone
-SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean", "ece")
-FAR_OOD = ("gaussian_noise", "uniform_noise", "constant")  # synthetic: every representation separates them
+SUMMARY_KEYS = ("linear_probe_acc", "knn_acc", "ood_auroc_near", "ood_auroc_far", "corruption_acc_mean", "ece",
+                "ece_corrupted")
+FAR_OOD = ("gaussian_noise", "uniform_noise", "constant")  # synthetic images, nothing like any training image
 FEATURE_SCORE, LIKELIHOOD_SCORE = "knn_distance", "likelihood"  # fixed before looking; the claims use the first
 
 
@@ -243,6 +244,11 @@ def corruption_robustness(embed: Embed, probe: LinearProbe, test_x: Tensor, y_te
         "corruption_acc_mean": float(np.mean([a for accs in per_corruption.values() for a in accs])),
         "ece_corrupted": float(np.mean(eces)),
     }
+
+
+def corruption_curve(result: dict[str, Any]) -> list[float]:
+    """The probe's accuracy at severity 0 (clean) to 5, each severity the mean over the corruptions."""
+    return [result["linear_probe_acc"], *np.mean(np.array(list(result["corruption"].values())), axis=0).tolist()]
 
 
 def evaluate_representation(name: str, embed: Embed, data: PreparedData, cfg: EvalConfig = EvalConfig(),

@@ -14,24 +14,42 @@ where the answer depends on the profile, from the configuration the notebook pas
 from __future__ import annotations
 
 import copy
+import decimal
 import math
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from . import solutions
 
 SOLUTIONS_FILE = "hybridlib/solutions.py"
 
 
+def _typed_half_unit(answer: Any) -> float:
+    """Half a unit in the last digit ``answer`` was written with: 0.005 for 0.24, 0.5 for 256, 5e-6 for 1e-05."""
+    text = answer.strip() if isinstance(answer, str) else str(answer) if isinstance(answer, (int, np.integer)) \
+        else repr(float(answer))
+    return 0.5 * 10.0 ** decimal.Decimal(text).as_tuple().exponent
+
+
 def _number(answer: Any, expected: float, rel: float) -> str | None:
-    """None when ``answer`` is ``expected`` within ``rel``, else what is wrong with it."""
+    """None when ``answer`` is ``expected`` within ``rel``, or is ``expected`` rounded to the digits it was written
+    with (0.24 for 0.23954) where those are at least two significant digits; else what is wrong with it."""
     try:
         value = float(answer)
     except (TypeError, ValueError):
         return f"expected a number, got {answer!r}"
-    return None if math.isclose(value, float(expected), rel_tol=rel) else ""
+    expected = float(expected)
+    if math.isclose(value, expected, rel_tol=rel):
+        return None
+    if not math.isfinite(value):
+        return ""
+    half_unit = _typed_half_unit(answer)
+    if abs(value - expected) > half_unit:
+        return ""
+    return None if half_unit <= 0.05 * abs(expected) else "right as far as it goes: give two significant digits"
 
 
 def _numbers(answer: Any, expected: dict[str, float], rel: float) -> str | None:
@@ -109,6 +127,17 @@ def _score_function(answer: Any, expected: Callable[..., Any], rel: float) -> st
     return _same_outputs(answer, expected, cases, "(train_features, train_labels, query_features) -> scores", rel)
 
 
+def _paired_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """(correct_a (n,), correct_b (n,)) booleans -> (difference, standard error), on two pairs of probes that agree
+    on most images (n large enough that std's ddof = 0 or 1 does not matter)."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for n, p_a, flip in ((4000, 0.8, 0.05), (10000, 0.6, 0.2)):
+        a = rng.random(n) < p_a
+        cases.append((a, np.where(rng.random(n) < flip, ~a, a)))  # b: a with a share of the images flipped
+    return _same_outputs(answer, expected, cases, "(correct_a, correct_b) -> (difference, standard error)", rel)
+
+
 def _calibration_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
     """A calibration error (probs (N, K), labels (N,), n_bins) -> a number, on a few sets of probabilities."""
     g = torch.Generator().manual_seed(0)
@@ -117,6 +146,28 @@ def _calibration_function(answer: Any, expected: Callable[..., Any], rel: float)
         probs = torch.softmax(3 * torch.randn(n, k, generator=g), dim=1)
         cases.append((probs.numpy(), torch.randint(0, k, (n,), generator=g).numpy(), n_bins))
     return _same_outputs(answer, expected, cases, "(probs, labels, n_bins) -> a number", rel)
+
+
+def _share_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
+    """(gen_loss, con_loss, lam, params) -> the contrastive share of the gradient, on small losses of two parameter
+    tensors, each case built afresh for each function (a loss's graph cannot be copied)."""
+    if not callable(answer):
+        return f"expected a function (gen_loss, con_loss, lam, params) -> a number, got {answer!r}"
+
+    def case(seed: int, lam: float) -> tuple[Tensor, Tensor, float, list[Tensor]]:
+        g = torch.Generator().manual_seed(seed)
+        w = [torch.randn(4, 3, generator=g).requires_grad_(), torch.randn(5, generator=g).requires_grad_()]
+        x = torch.randn(3, generator=g)
+        return ((w[0] @ x) ** 2).sum() + w[1].sum() ** 2, w[0].sin().sum() + 2 * w[1].sum(), lam, w
+
+    for seed, lam in ((0, 0.1), (1, 1.0), (2, 3.0)):
+        try:
+            mine = float(answer(*case(seed, lam)))
+        except Exception as e:  # a student's function may fail in any way: say how, do not raise
+            return f"your function raised {type(e).__name__}: {e}"
+        if not math.isclose(mine, float(expected(*case(seed, lam))), rel_tol=rel, abs_tol=1e-6):
+            return f"at λ = {lam} it gives {mine:.4f}"
+    return None
 
 
 def _front_function(answer: Any, expected: Callable[..., Any], rel: float) -> str | None:
@@ -144,19 +195,6 @@ def _term(answer: Any, expected: str, rel: float) -> str | None:
     return None if word in _TERM_NAMES[expected] else ""
 
 
-def _one_of_names(answer: Any, expected: list[str], rel: float) -> str | None:
-    """A name read off a table (a model), case and surrounding spaces aside; any of several where they tie."""
-    if not isinstance(answer, str):
-        return f"expected a model's name in quotes, e.g. \"hybrid\", got {answer!r}"
-    return None if answer.strip().lower() in [e.lower() for e in expected] else ""
-
-
-def _one_of_numbers(answer: Any, expected: list[float], rel: float) -> str | None:
-    """A number read off a table; any of several where they tie."""
-    notes = [_number(answer, e, rel) for e in expected]
-    return None if None in notes else notes[0]
-
-
 class Exercise(NamedTuple):
     """An exercise's solution (a function of :mod:`hybridlib.solutions`), the hint shown with a wrong or missing
     answer, and how an answer is compared with the solution's value (None: right; else a note on what is off)."""
@@ -172,11 +210,6 @@ EXERCISES: dict[str, Exercise] = {
     "bits-per-dim": Exercise(solutions.bits_per_dim_one_sixteenth,
                              "bits per token = -log2 p; divide by the pixels per token"),
     "hybrid-lambda": Exercise(solutions.hybrid_lambda, "compare ln(vocabulary) with ln(2N - 1)"),
-    "most-robust": Exercise(solutions.most_robust, "the corruption acc mean column, baselines included",
-                            _one_of_names),
-    "best-lambda-probe": Exercise(solutions.best_lambda_probe,
-                                  "the linear_probe_acc column of the printed table (contrastive-only: math.inf)",
-                                  _one_of_numbers),
 }
 
 CODE_EXERCISES: dict[str, Exercise] = {
@@ -205,18 +238,26 @@ CODE_EXERCISES: dict[str, Exercise] = {
         solutions.class_mean_distance,
         "average the raw training features of each class (no normalising before the mean), then score a query by "
         "1 - its largest cosine similarity with a class mean", _score_function),
+    "paired-difference": Exercise(
+        solutions.paired_difference,
+        "d = correct_a.astype(float) - correct_b.astype(float), one number per image; return its mean and "
+        "d.std() / np.sqrt(len(d))", _paired_function),
     "ece-equal-mass": Exercise(
         solutions.ece_equal_mass,
         "sort the images by confidence (np.argsort), split the order with np.array_split(order, n_bins), then "
         "weigh each group's |accuracy - confidence| by its size, as ece_by_hand does", _calibration_function),
+    "contrastive-share": Exercise(
+        solutions.contrastive_share,
+        "torch.autograd.grad(gen_loss, params, retain_graph=True) gives ∇L_gen, one tensor per parameter; the norm "
+        "over all of them is the square root of their summed squares; λ scales ∇L_con", _share_function),
     "pareto-front": Exercise(
         solutions.pareto_front,
         "write dominates(a, b): a >= b on every key and a > b on one; keep the rows no other row dominates, and "
         "return their λ sorted", _front_function),
 }
 
-_FUNCTION_COMPARES = (_loss_function, _attention_function, _score_function, _calibration_function,
-                      _front_function)  # the answer is a function
+_FUNCTION_COMPARES = (_loss_function, _attention_function, _score_function, _paired_function,
+                      _calibration_function, _share_function, _front_function)  # the answer is a function
 
 
 def _exercise(name: str) -> Exercise:

@@ -17,7 +17,7 @@ from .anchors import bits_per_dim_anchors
 from .claims import judge_all
 from .config import OBJECTIVES, Config, EvalConfig, trains_decoder
 from .data import PreparedData, prepare_data
-from .evaluate import EVAL_PROTOCOL, align_ood, evaluate_baselines, evaluate_model
+from .evaluate import EVAL_PROTOCOL, align_ood, corruption_curve, evaluate_baselines, evaluate_model
 from .files import json_text, write_json, write_text
 from .paths import results_dir, results_stem
 from .report import COLUMNS, FEW_LABEL_KEYS, anchors_markdown, heads_markdown, seeds_markdown, write_summary
@@ -125,6 +125,9 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
             if all(v is not None for v in values):
                 stats[name][key] = {"mean": float(np.mean(values)),
                                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
+        curves = np.array([corruption_curve(m[name]) for m in models_per_seed])  # (seeds, severities 0-5)
+        stats[name]["corruption_curve"] = {"mean": curves.mean(0).tolist(), "values": curves.tolist(),
+                                           "std": (curves.std(0, ddof=1) if len(curves) > 1 else 0 * curves[0]).tolist()}
     out = {"profile": config.profile, "seeds": list(seeds), "dataset": config.data.dataset,
            "steps": config.train.steps, "config": config.with_train(seed=0).to_dict(), "protocol": EVAL_PROTOCOL,
            "models": stats,

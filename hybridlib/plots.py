@@ -8,7 +8,10 @@ from typing import Any, Sequence
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullLocator
 import numpy as np
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, cat
+
+from .evaluate import corruption_curve
 
 MODEL_COLOURS = {"contrastive": "tab:blue", "generative": "tab:orange", "hybrid": "tab:green",
                  "raw_pixels": "tab:gray", "random_init": "lightgray"}
@@ -69,6 +72,17 @@ def completions(given: Tensor, completed: Tensor, prompt_rows: int, scale: float
     return fig
 
 
+# what each logged number is, with its unit: NT-Xent and the next-token loss are natural-log cross-entropies
+HISTORY_LABELS = {"loss": "total loss (nats)", "con_loss": "contrastive loss L_con (nats)",
+                  "gen_nll": "generative loss L_gen (nats per token)", "bits_per_dim": "training bits/dim",
+                  "val_bits_per_dim": "validation bits/dim", "val_knn_acc": "validation kNN accuracy",
+                  "lr": "learning rate"}
+
+
+def history_label(key: str) -> str:
+    return HISTORY_LABELS.get(key, key.replace("_", " "))
+
+
 def plot_history(history: list[dict[str, float]], keys: Sequence[str], title: str = "") -> plt.Figure:
     """Training curves: one panel per key that the history holds, against the step. A key logged at some steps only
     (the validation metrics, every ``eval_every`` steps) is drawn through its own points, marked."""
@@ -82,7 +96,7 @@ def plot_history(history: list[dict[str, float]], keys: Sequence[str], title: st
         sparse = len(xy) < len(history) / 2
         ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o" if sparse else None, ms=3)
         ax.set_xlabel("step")
-        ax.set_title(key.replace("_", " "))
+        ax.set_title(history_label(key))
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -96,7 +110,7 @@ def compare_histories(histories: dict[str, list[dict[str, float]]], key: str) ->
         ax.plot([r["step"] for r in history], [r.get(key, float("nan")) for r in history], label=name,
                 color=MODEL_COLOURS.get(name))
     ax.set_xlabel("step")
-    ax.set_ylabel(key.replace("_", " "))
+    ax.set_ylabel(history_label(key))
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -104,11 +118,17 @@ def compare_histories(histories: dict[str, list[dict[str, float]]], key: str) ->
 
 
 def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str],
-                 errors: dict[str, dict[str, float]] | None = None) -> plt.Figure:
+                 errors: dict[str, dict[str, float]] | None = None, per_row: int = 4) -> plt.Figure:
     """One panel per metric, one bar per model (missing values are left out); ``errors`` (model -> metric ->
-    standard deviation over seeds) draws error bars."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    standard deviation over seeds) draws error bars. At most ``per_row`` panels a row, so that seven metrics make a
+    figure of about 3:2, not a strip."""
+    n_rows = math.ceil(len(keys) / per_row)
+    n_cols = min(len(keys), per_row)
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.4 * n_rows), squeeze=False)
+    axes = grid.ravel()[:len(keys)]
+    for ax in grid.ravel()[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes, keys):
         names = [n for n in models if models[n].get(key) is not None]
         values = [models[n][key] for n in names]
         yerr = [errors.get(n, {}).get(key, 0.0) for n in names] if errors is not None else None
@@ -122,20 +142,23 @@ def compare_bars(models: dict[str, dict[str, Any]], keys: Sequence[str],
             hi = max(v + (e or 0) for v, e in zip(values, yerr or [0] * len(values)))
             ax.set_ylim(max(0.0, lo - 0.15 * (hi - lo + 1e-3) - 0.05), hi + 0.15 * (hi - lo + 1e-3) + 0.02)
     fig.tight_layout()
-    if any(ax.get_ylim()[0] > 0 for ax in axes[0]):
+    if any(ax.get_ylim()[0] > 0 for ax in axes):
         fig.text(0.5, -0.02, "the y axes do not start at 0", ha="center", va="top", fontsize=10, style="italic")
     return fig
 
 
-def corruption_curves(models: dict[str, dict[str, Any]]) -> plt.Figure:
-    """Probe accuracy against severity (0 = clean), averaged over corruptions."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+def corruption_curves(models: dict[str, dict[str, Any]], seeds: dict[str, Any] | None = None) -> plt.Figure:
+    """Probe accuracy against severity (0 = clean), averaged over corruptions: this run's, or with ``seeds``
+    (`run_seeds`' output) the mean over its seeds with their standard deviation as error bars."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, r in models.items():
-        per_severity = np.mean(np.array(list(r["corruption"].values())), axis=0)
-        ax.plot(range(6), [r["linear_probe_acc"], *per_severity], marker="o", label=name,
-                color=MODEL_COLOURS.get(name))
-    ax.set_xlabel("severity (0 = clean)")
-    ax.set_ylabel("linear-probe accuracy")
+        curve = (seeds or {}).get("models", {}).get(name, {}).get("corruption_curve")
+        mean, std = (curve["mean"], curve["std"]) if curve else (corruption_curve(r), None)
+        ax.errorbar(range(6), mean, yerr=std, marker="o", capsize=3, label=name, color=MODEL_COLOURS.get(name))
+    ax.set_xlabel("severity (0 = clean)", fontsize=11)
+    ax.set_ylabel("linear-probe accuracy", fontsize=11)
+    if seeds is not None:
+        ax.set_title(f"seeds {', '.join(map(str, seeds['seeds']))}: mean ± standard deviation", fontsize=11)
     ax.legend(fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -143,18 +166,26 @@ def corruption_curves(models: dict[str, dict[str, Any]]) -> plt.Figure:
 
 
 def reliability_diagrams(models: dict[str, dict[str, Any]]) -> plt.Figure:
-    fig, axes = plt.subplots(1, len(models), figsize=(2.8 * len(models), 2.9), squeeze=False)
-    for ax, (name, r) in zip(axes[0], models.items()):
+    """Each model's probe on the clean test images (Guo et al., 2017): above, the accuracy in each confidence bin of
+    the ECE against the diagonal; below, how many images each bin holds (log axis), the weights of the ECE's mean."""
+    fig, axes = plt.subplots(2, len(models), figsize=(2.8 * len(models), 4.3), squeeze=False, sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1.3]})
+    for (ax, counts), (name, r) in zip(axes.T, models.items()):
+        width = 1 / len(r["reliability"])
         bins = [b for b in r["reliability"] if b["count"]]
         centres = [(b["lower"] + b["upper"]) / 2 for b in bins]
-        ax.bar(centres, [b["accuracy"] for b in bins], width=1 / len(r["reliability"]), edgecolor="k",
-               color=MODEL_COLOURS.get(name, "tab:purple"), alpha=0.8)
+        colour = MODEL_COLOURS.get(name, "tab:purple")
+        ax.bar(centres, [b["accuracy"] for b in bins], width=width, edgecolor="k", color=colour, alpha=0.8)
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        ax.set_title(f"{name}\nECE {r['ece']:.3f}", fontsize=11)
-        ax.set_xlabel("confidence", fontsize=10)
+        corrupted = f"\ncorrupted {r['ece_corrupted']:.3f}" if r.get("ece_corrupted") is not None else ""
+        ax.set_title(f"{name}\nECE {r['ece']:.3f}{corrupted}", fontsize=11)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
+        counts.bar(centres, [b["count"] for b in bins], width=width, edgecolor="k", color="0.7")
+        counts.set_yscale("log")
+        counts.set_xlabel("confidence", fontsize=10)
     axes[0, 0].set_ylabel("accuracy")
+    axes[1, 0].set_ylabel("images")
     fig.tight_layout()
     return fig
 
@@ -168,25 +199,25 @@ def ood_heatmap(models: dict[str, dict[str, Any]]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(1.2 * len(sets) + 2.8, 0.45 * len(rows) + 1.4))
     im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.axvline(len(groups["near"]) - 0.5, color="white", lw=3)
-    ax.set_xticks(range(len(sets)), [s.replace("_", "\n") for s in sets], fontsize=10)
+    ax.set_xticks(range(len(sets)), [s.replace("_", " ") for s in sets], fontsize=10, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), [f"{n} · {score.replace('_', ' ')}" for n, score in rows], fontsize=10)
     ax.set_title("near-OOD  |  far-OOD", fontsize=11)
     for i in range(len(rows)):
         for j in range(len(sets)):
             ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=9,
                     color="white" if grid[i, j] < 0.6 else "black")
-    fig.colorbar(im, ax=ax, label="AUROC (0.5: chance; below: the score ranks OOD as more typical)")
+    fig.colorbar(im, ax=ax, label="AUROC (0.5: chance; below it, OOD\nimages score as more typical)")
     fig.tight_layout()
     return fig
 
 
-def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str], generative: dict[str, Any] | None = None
-                  ) -> plt.Figure:
+def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str], generative: dict[str, Any] | None = None,
+                  spread: dict[str, float] | None = None) -> plt.Figure:
     """Each metric against the hybrid weight λ (log axis): the hybrids as a line; as horizontal lines, since
     neither end has a place on a log axis, the hybrid at λ = 0 (its generative loss on augmented views), the
     contrastive-only limit λ → ∞ and ``generative`` (generative-only on clean images, the paper's reference),
-    which is not the λ = 0 end. A missing value (the contrastive model's bits/dim: its decoder is never trained)
-    is left out."""
+    which is not the λ = 0 end. ``spread`` (metric -> the run-to-run spread): a band of ± it around the hybrids.
+    A missing value (the contrastive model's bits/dim: its decoder is never trained) is left out."""
     hybrids = sorted((r for r in rows if 0 < r["lam"] < math.inf), key=lambda r: r["lam"])
     lines = [(generative, MODEL_COLOURS["generative"], "--", "generative only (clean images)"),
              (next((r for r in rows if r["lam"] == 0), None), MODEL_COLOURS["hybrid"], "-.",
@@ -195,8 +226,11 @@ def tradeoff_plot(rows: list[dict[str, Any]], keys: Sequence[str], generative: d
               "contrastive only (λ → ∞)")]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.9 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        ax.plot([r["lam"] for r in hybrids], [r.get(key) for r in hybrids], marker="o", lw=2,
-                color=MODEL_COLOURS["hybrid"], label="hybrid")
+        lams, values = [r["lam"] for r in hybrids], np.array([r.get(key) for r in hybrids], dtype=float)
+        ax.plot(lams, values, marker="o", lw=2, color=MODEL_COLOURS["hybrid"], label="hybrid")
+        if (spread or {}).get(key):
+            ax.fill_between(lams, values - spread[key], values + spread[key], color=MODEL_COLOURS["hybrid"],
+                            alpha=0.2, lw=0, label="± run-to-run spread")
         for row, colour, style, label in lines:
             if row is not None and row.get(key) is not None:
                 ax.axhline(row[key], color=colour, ls=style, lw=2, label=label)
@@ -306,13 +340,16 @@ def bits_histograms(bits: dict[str, np.ndarray], title: str = "", n_bins: int = 
 
 
 def layer_probe(accuracies: dict[str, Sequence[float]], n_encoder: int,
-                references: dict[str, float] | None = None) -> plt.Figure:
+                references: dict[str, float] | None = None,
+                errors: dict[str, Sequence[float]] | None = None) -> plt.Figure:
     """Linear-probe accuracy on the features after each block (1 = the first), one line per model; the dotted
-    vertical line is the encoder/decoder boundary, and ``references`` (name -> accuracy) horizontal lines."""
+    vertical line is the encoder/decoder boundary, ``references`` (name -> accuracy) horizontal lines and ``errors``
+    (name -> one standard error per block) error bars."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     n_blocks = max(len(a) for a in accuracies.values())
     for name, acc in accuracies.items():
-        ax.plot(range(1, len(acc) + 1), acc, marker="o", lw=2, label=name, color=MODEL_COLOURS.get(name))
+        ax.errorbar(range(1, len(acc) + 1), acc, yerr=(errors or {}).get(name), marker="o", lw=2, capsize=4,
+                    label=name, color=MODEL_COLOURS.get(name))
     for name, value in (references or {}).items():
         ax.axhline(value, color=MODEL_COLOURS.get(name, "gray"), ls=":", lw=1.5, label=name)
     ax.axvline(n_encoder + 0.5, color="k", ls="--", lw=1.5)
@@ -381,7 +418,7 @@ def retrieval_rows(queries: Tensor, neighbours: dict[str, Tensor], same_class: d
                             spine.set(color="tab:green" if same_class[name][q, c - 1] else "tab:red", lw=2.5)
     axes[0, 0].set_title("query", fontsize=10)
     for c in range(1, k + 1):
-        axes[0, c].set_title(f"#{c}", fontsize=10)
+        axes[0, c].set_title(f"neighbour {c}", fontsize=10)
     fig.suptitle("nearest training images by cosine similarity of the features", fontsize=12)
     fig.tight_layout(rect=(0.9 / (scale * (k + 1) + 1.0), 0, 1, 1))
     for m, name in enumerate(neighbours):
@@ -432,6 +469,52 @@ def architecture() -> plt.Figure:
     ax.set_xlim(-4.2, 4.2)
     ax.set_ylim(-0.6, 6.6)
     ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def similarity_matrix(z1: Tensor, z2: Tensor, temperature: float) -> plt.Figure:
+    """NT-Xent's view of a batch, one panel: the (2N, 2N) cosine similarities over τ of N images' two views (the N
+    first views, then the N second), each row's positive (its image's other view) framed, the diagonal (a view
+    against itself, masked out of the loss) left blank. Each row is one softmax over the 2N - 1 candidates."""
+    n = len(z1)
+    z = F.normalize(cat([z1, z2]).float(), dim=1)
+    sim = (z @ z.T / temperature).double().numpy()
+    np.fill_diagonal(sim, np.nan)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    im = ax.imshow(sim, cmap=plt.get_cmap("viridis").with_extremes(bad="white"))
+    for row in range(2 * n):
+        col = (row + n) % (2 * n)
+        ax.add_patch(plt.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
+    labels = [f"{i + 1}a" for i in range(n)] + [f"{i + 1}b" for i in range(n)]
+    ax.set_xticks(range(2 * n), labels, fontsize=12)
+    ax.set_yticks(range(2 * n), labels, fontsize=12)
+    ax.axhline(n - 0.5, color="white", lw=2)
+    ax.axvline(n - 0.5, color="white", lw=2)
+    ax.set_xlabel("candidate (image, view)", fontsize=14)
+    ax.set_ylabel("anchor (image, view)", fontsize=14)
+    ax.set_title(f"NT-Xent: cosine / τ (τ = {temperature:g}); red: the positive, blank: masked", fontsize=14)
+    fig.colorbar(im, ax=ax, label="cosine / τ").ax.tick_params(labelsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def causal_mask(n_positions: int = 6) -> plt.Figure:
+    """The causal mask, one panel: which positions each position's attention may read (j ≤ i) and which it may not
+    (j > i, set to −∞ before the softmax); position 0 is the start token."""
+    hidden = np.triu(np.ones((n_positions, n_positions)), 1)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(hidden, cmap="Greys", vmin=0, vmax=1.6)
+    for i in range(n_positions):
+        for j in range(n_positions):
+            ax.text(j, i, "−∞" if hidden[i, j] else "read", ha="center", va="center", fontsize=13,
+                    color="white" if hidden[i, j] else "black")
+    names = ["start"] + [f"token {t}" for t in range(n_positions - 1)]
+    ax.set_xticks(range(n_positions), names, fontsize=12, rotation=30, ha="right")
+    ax.set_yticks(range(n_positions), names, fontsize=12)
+    ax.set_xlabel("key: the position read (j)", fontsize=14)
+    ax.set_ylabel("query: the position reading (i),\nwhich predicts the next token", fontsize=14)
+    ax.set_title("the causal mask: position i reads only j ≤ i", fontsize=15)
     fig.tight_layout()
     return fig
 

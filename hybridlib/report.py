@@ -161,12 +161,13 @@ def heads_markdown(out: dict[str, Any]) -> str:
                       "(steps scaled by the measured images per second).", "", *rows, ""])
 
 
-def tradeoff_figure(sweep: dict[str, Any], config: Config | None = None) -> plt.Figure:
-    """The λ sweep of :func:`hybridlib.experiments.lambda_sweep` (:func:`hybridlib.plots.tradeoff_plot`), saved to
-    results/<profile>/figures/tradeoff.png when the sweep's configuration is given (another name for other
-    settings or seeds: :func:`results_stem`)."""
+def tradeoff_figure(sweep: dict[str, Any], config: Config | None = None, spread: dict[str, float] | None = None
+                    ) -> plt.Figure:
+    """The λ sweep of :func:`hybridlib.experiments.lambda_sweep` (:func:`hybridlib.plots.tradeoff_plot`; ``spread``:
+    the band of the run-to-run spread), saved to results/<profile>/figures/tradeoff.png when the sweep's
+    configuration is given (another name for other settings or seeds: :func:`results_stem`)."""
     fig = plots.tradeoff_plot(sweep["rows"], ("linear_probe_acc", "ood_auroc_near", "corruption_acc_mean",
-                                              "test_bits_per_dim"), sweep.get("generative"))
+                                              "test_bits_per_dim"), sweep.get("generative"), spread)
     if config is not None:
         out = results_dir() / config.profile / "figures" / f"{results_stem('tradeoff', config)}.png"
         out.parent.mkdir(parents=True, exist_ok=True)

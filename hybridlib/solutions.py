@@ -156,11 +156,18 @@ def class_mean_distance(train_features: np.ndarray, train_labels: np.ndarray, qu
     return (1 - (F.normalize(q, dim=1) @ F.normalize(means, dim=1).T).amax(dim=1)).numpy()
 
 
-def most_robust(models: dict[str, dict]) -> list[str]:
-    """The model (of all in the summary, baselines included) with the highest mean accuracy over the corruptions:
-    read off the table, or ``max(models, key=...)`` over ``corruption_acc_mean``. Every model that ties for it."""
-    best = max(m["corruption_acc_mean"] for m in models.values())
-    return [name for name, m in models.items() if m["corruption_acc_mean"] == best]
+def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, float]:
+    """Two probes tested on the same images, as (n,) booleans (the image is classified right): the difference of
+    their accuracies and its paired standard error. Per image, d = [a right] - [b right] is 1, 0 or -1; the
+    difference is the mean of d and its standard error std(d) / sqrt(n).
+
+    Where the two probes get mostly the same images right, d is mostly 0, and the paired error is far below either
+    accuracy's own, sqrt(p (1 - p) / n): the test set's luck is shared, so it cancels in the difference. What this
+    error leaves out is the noise of training: another seed gives other models, and their difference moves by the
+    seed-to-seed spread, which no number of test images shrinks. A claim about objectives rests on that spread.
+    """
+    d = np.asarray(correct_a, dtype=np.float64) - np.asarray(correct_b, dtype=np.float64)
+    return float(d.mean()), float(d.std() / np.sqrt(len(d)))
 
 
 def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
@@ -183,11 +190,20 @@ def ece_equal_mass(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> f
 # --- Notebook 6: the trade-off ---------------------------------------------------------------------------------
 
 
-def best_lambda_probe(rows: list[dict]) -> list[float]:
-    """The λ of the sweep's row with the highest linear-probe accuracy (0: generative-only, math.inf:
-    contrastive-only): read off the printed table, or ``max(rows, key=...)``. Every λ that ties for the top."""
-    best = max(r["linear_probe_acc"] for r in rows)
-    return [r["lam"] for r in rows if r["linear_probe_acc"] == best]
+def contrastive_share(gen_loss: Tensor, con_loss: Tensor, lam: float, params: list[Tensor]) -> float:
+    """The contrastive term's share of the hybrid's gradient on ``params``: with g_gen = ∇L_gen and
+    g_con = ∇(λ L_con), each a norm over all of ``params`` together, the share is |g_con| / (|g_gen| + |g_con|).
+
+    λ sets the loss's weights, not the gradients': the two gradients have their own sizes, which training changes.
+    Were they equal, the share would be λ / (1 + λ); how far the trained hybrids are from that says how much of
+    "λ" is really the gradients' scale. ``retain_graph`` keeps the graph alive for the second gradient.
+    """
+    def norm(grads: tuple[Tensor, ...]) -> Tensor:
+        return torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+
+    g_gen = norm(torch.autograd.grad(gen_loss, params, retain_graph=True))
+    g_con = lam * norm(torch.autograd.grad(con_loss, params))
+    return float(g_con / (g_gen + g_con))
 
 
 def pareto_front(rows: list[dict], keys: tuple[str, ...]) -> list[float]:

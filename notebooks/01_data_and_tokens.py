@@ -25,9 +25,10 @@
 #
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
-# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. The setup cell after
-# it installs the library on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the
-# kind elsewhere (`make lab`).
+# `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. On Colab the setup
+# cell after it clones the repository, with the trained weights that ship with it, and `PROFILE` None means the
+# `cpu` profile there, so models load instead of training (`PROFILE = "gpu-small"` on a GPU runtime trains
+# CIFAR-10); elsewhere it does nothing of the kind (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED = None, 0
@@ -37,9 +38,12 @@ PROFILE, SEED = None, 0
 
 # %%
 # %matplotlib inline
-import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
-if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
-    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
+import os, subprocess, sys  # on Colab: clone the repository (the library, its shipped weights) and import from it
+REPO_URL, HOME = "https://github.com/hybridlib/hybridlib", "/content/hybridlib"  # a fork: `make repo-url URL=...`
+if "google.colab" in sys.modules and HOME not in sys.path:
+    if not os.path.isdir(HOME) and subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, HOME]).returncode:
+        raise SystemExit(f"could not clone {REPO_URL}; upload a copy of the repository to {HOME}, then rerun this cell")
+    sys.path.insert(0, HOME)
 import hybridlib as hl
 import torch
 from hybridlib import plots
@@ -58,6 +62,8 @@ plots.show_images(data.train_images[first_of_class], nrow=10, titles=data.source
 # %% [markdown]
 # ## Quantization and tokens
 # Each pixel is rounded down to one of `levels` grey levels. A token is a `patch_size` x `patch_size` block of levels, so the vocabulary is `levels ** patch_size**2` and an image of side R is `(R / patch_size) ** 2` tokens. Fewer, richer tokens make attention cheaper; the likelihood stays exact because one token's distribution is the joint distribution of its pixels.
+# MAE (He et al., 2022) also cuts images into patches, but embeds each patch's pixels linearly instead of
+# indexing a vocabulary of patch values.
 
 # %%
 d = config.data
@@ -132,7 +138,8 @@ plots.show_rows({"image": images, "view 1": random_views(images, g, **kwargs), "
 # %% [markdown]
 # ## Exercises
 # Each check cell says "not answered yet" until you replace the `None`s, then "not quite" (with a hint) or
-# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+# "correct"; a number may be given rounded, to two significant digits or more (3.1 for 3.1416). The worked
+# solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
 # **Exercise 1.** How many distinct tokens are there with 4 grey levels and 3x3-pixel patches?
 
@@ -175,9 +182,21 @@ print(f"one pixel value carries at most {most_bits:.2f} bits here (8 bits in the
 # many more values. The likelihoods of notebooks 3 and 4 are exact, but for the *quantized* images: a pixel with
 # few grey levels carries little information, which caps the bits per dimension a model can spend on it.
 #
-# **What to try next.** Change `levels` or `patch_size` through `OVERRIDES` (e.g. `{"levels": 16}`) and rerun:
+# **What to try next.** Change `levels` or `patch_size` in the setup cell, e.g.
+# `hl.setup("hybrid", PROFILE, SEED, levels=16)`, and rerun:
 # watch the vocabulary and the sequence length. Stronger augmentations (`crop_scale`, `jitter`) make the views
 # harder to match: notebook 2 trains on them.
+
+# %% [markdown]
+# ## Discussion questions
+# 1. Larger patches give shorter sequences but a larger vocabulary. As the patch grows, how often does training show
+#    the model each token value, and what would that do to its predictions for patches it has rarely seen?
+# 2. Quantizing to a few grey levels throws away the finest, noisiest part of each pixel value. Does that make
+#    predicting the next token a better or a worse teacher of features, and is matching two views affected alike?
+# 3. The augmentations decide what contrastive learning treats as "the same image". Which of them could remove what
+#    tells two classes apart (a shirt from a T-shirt, say), and what would the representation then learn?
+# 4. The generative loss scores token sequences, the contrastive loss compares augmented views. If the generative
+#    loss were scored on the augmented views instead of the clean images, which images would its likelihood describe?
 
 # %% [markdown]
 # ## References
@@ -193,3 +212,5 @@ print(f"one pixel value carries at most {most_bits:.2f} bits here (8 bits in the
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick (2022). Masked Autoencoders Are Scalable Vision Learners
+#   (MAE). CVPR. [arXiv:2111.06377](https://arxiv.org/abs/2111.06377)

@@ -27,8 +27,9 @@
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
 # profile's budget; fewer give a quick live run, kept apart from the full run. `TEMPERATURE` is NT-Xent's τ (None:
-# the profile's). `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g. `{"batch_size": 64}`. The setup cell after it installs the library on
-# Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
+# the profile's). `OVERRIDES` takes any other setting of `hybridlib.get_config`, e.g. `{"batch_size": 64}`. On Colab the setup cell after it clones the repository, with the trained weights that ship with it, and
+# `PROFILE` None means the `cpu` profile there, so models load instead of training (`PROFILE = "gpu-small"` on a GPU
+# runtime trains CIFAR-10); elsewhere it does nothing of the kind (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED, STEPS = None, 0, None
@@ -40,9 +41,12 @@ OVERRIDES = {}
 
 # %%
 # %matplotlib inline
-import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
-if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
-    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
+import os, subprocess, sys  # on Colab: clone the repository (the library, its shipped weights) and import from it
+REPO_URL, HOME = "https://github.com/hybridlib/hybridlib", "/content/hybridlib"  # a fork: `make repo-url URL=...`
+if "google.colab" in sys.modules and HOME not in sys.path:
+    if not os.path.isdir(HOME) and subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, HOME]).returncode:
+        raise SystemExit(f"could not clone {REPO_URL}; upload a copy of the repository to {HOME}, then rerun this cell")
+    sys.path.insert(0, HOME)
 import hybridlib as hl
 import torch
 from hybridlib import plots
@@ -119,7 +123,9 @@ print("within 15 % of ln(2N - 1):", abs(loss0 - math.log(2 * n - 1)) < 0.15 * ma
 #
 # Equality needs identical partners ($s_+ = 1$) and every negative at the same cosine $-1/(N-1)$: the N images'
 # directions form a regular simplex, which takes a projection dimension of at least N − 1. With fewer dimensions
-# the minimum is higher still. The cell prints the floor for this profile and for N = 128, τ = 0.2.
+# the minimum is higher still. Partners pulled together and negatives spread apart are what Wang & Isola (2020)
+# call alignment and uniformity on the hypersphere: with many negatives, a contrastive loss of this kind
+# optimises both. The cell prints the floor for this profile and for N = 128, τ = 0.2.
 
 # %%
 def nt_xent_floor(n, tau):  # the bound above
@@ -185,7 +191,8 @@ plots.show_rows({f"query {i}": torch.cat([queries[i:i + 1], neighbours[i]]) for 
 # %% [markdown]
 # ## Exercises
 # Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
-# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+# "correct"; a number may be given rounded, to two significant digits or more (3.1 for 3.1416). The worked
+# solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
 # **Exercise 1.** N = 2 images, temperature 0.5. Each view's projection equals its partner's, and the two images' projections are orthogonal. What is the NT-Xent loss? (Work it out by hand, then check.)
 
@@ -240,6 +247,20 @@ print(f"the run covered {(loss0 - final) / (loss0 - floor):.0%} of the way from 
 # trains the same network with the generative loss alone, notebook 4 with both.
 
 # %% [markdown]
+# ## Discussion questions
+# 1. The floor needs the N images' projections at the corners of a regular simplex, which takes a dimension of at
+#    least N − 1. What does the loss ask of the projections when there are fewer dimensions, and why need a lower
+#    loss not mean better features for a probe?
+# 2. A smaller τ lowers the floor and sharpens the softmax over the negatives. Which negatives then dominate the
+#    gradient, and what happens when one of them is an image of the same class?
+# 3. NT-Xent never sees a label and counts same-class images as negatives, yet the features cluster by class (kNN
+#    0.809 against the generative model's 0.784). What in the data, the augmentations or the encoder could explain it?
+# 4. With the earlier recipe the same budget gave a probe of 0.798 instead of 0.833. What can one comparison of
+#    objectives, at one budget and with one recipe, show about the objectives themselves?
+# 5. BYOL (Grill et al., 2020) drops the negatives and still does not collapse to one point. Which part of NT-Xent
+#    prevents collapse here, and what must take its place when there are no negatives?
+
+# %% [markdown]
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
 #   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
@@ -253,3 +274,10 @@ print(f"the run covered {(loss0 - final) / (loss0 - floor):.0%} of the way from 
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - J.-B. Grill, F. Strub, F. Altché, C. Tallec, P. H. Richemond, E. Buchatskaya, C. Doersch, B. Á. Pires, Z. D. Guo,
+#   M. G. Azar, B. Piot, K. Kavukcuoglu, R. Munos, M. Valko (2020). Bootstrap Your Own Latent: A New Approach to
+#   Self-Supervised Learning (BYOL). NeurIPS. [arXiv:2006.07733](https://arxiv.org/abs/2006.07733)
+# - Z. Huang, X. Jin, C. Lu, Q. Hou, M.-M. Cheng, D. Fu, X. Shen, J. Feng (2023). Contrastive Masked Autoencoders are
+#   Stronger Vision Learners (CMAE). IEEE TPAMI. [arXiv:2207.13532](https://arxiv.org/abs/2207.13532)
+# - T. Wang, P. Isola (2020). Understanding Contrastive Representation Learning through Alignment and
+#   Uniformity on the Hypersphere. ICML. [arXiv:2005.10242](https://arxiv.org/abs/2005.10242)

@@ -29,8 +29,9 @@
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
 # `gpu-small` is CIFAR-10 at 16x16 for a free Colab GPU, `gpu` CIFAR-10 at 32x32 for a large GPU. `STEPS` None is the
 # profile's budget; fewer give a quick live run, kept apart from the full run. `OVERRIDES` takes any other setting of
-# `hybridlib.get_config`, e.g. `{"head": "pixels"}`. The setup cell after it installs the library on
-# Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the kind elsewhere (`make lab`).
+# `hybridlib.get_config`, e.g. `{"head": "pixels"}`. On Colab the setup cell after it clones the repository, with the trained weights that ship with it, and
+# `PROFILE` None means the `cpu` profile there, so models load instead of training (`PROFILE = "gpu-small"` on a GPU
+# runtime trains CIFAR-10); elsewhere it does nothing of the kind (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED, STEPS = None, 0, None
@@ -41,9 +42,12 @@ OVERRIDES = {}
 
 # %%
 # %matplotlib inline
-import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
-if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
-    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
+import os, subprocess, sys  # on Colab: clone the repository (the library, its shipped weights) and import from it
+REPO_URL, HOME = "https://github.com/hybridlib/hybridlib", "/content/hybridlib"  # a fork: `make repo-url URL=...`
+if "google.colab" in sys.modules and HOME not in sys.path:
+    if not os.path.isdir(HOME) and subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, HOME]).returncode:
+        raise SystemExit(f"could not clone {REPO_URL}; upload a copy of the repository to {HOME}, then rerun this cell")
+    sys.path.insert(0, HOME)
 import hybridlib as hl
 import torch
 from hybridlib import plots
@@ -246,7 +250,8 @@ plots.completions(data.tokenizer.decode(given), data.tokenizer.decode(completed.
 # %% [markdown]
 # ## Exercises
 # Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
-# "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
+# "correct"; a number may be given rounded, to two significant digits or more (3.1 for 3.1416). The worked
+# solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
 # **Exercise 1.** A model gives the true 2x2-patch token probability 1/16 every time. How many bits per dimension is that?
 
@@ -299,6 +304,20 @@ print(f"the trained model needs {final / uniform:.0%} of the bits of a uniform g
 # loss to this one.
 
 # %% [markdown]
+# ## Discussion questions
+# 1. Bits/dim is an exact code length, yet it says nothing by itself about whether the features are good for
+#    recognition. On which parts of an image could a model spend most of its bits that a classifier does not need?
+# 2. The joint head (4096 outputs) and the pixels head (32 outputs) give the same exact likelihood. Why might they
+#    still reach different bits/dim in the same number of steps, and which would you expect to handle rare patches
+#    better?
+# 3. The model reads tokens in raster order, so the first rows are predicted from almost no context. Would another
+#    order change the exact likelihood in principle, or only what the model learns in practice?
+# 4. The representation is taken from the encoder, before the decoder blocks that predict the next token. Why might
+#    the best features for classification lie inside a generative network rather than at its output?
+# 5. MAE (He et al., 2022) reconstructs hidden patches from all the visible ones instead of predicting each token
+#    from those before it. What does each objective offer that the other lacks, for features and for generation?
+
+# %% [markdown]
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
 #   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
@@ -312,3 +331,5 @@ print(f"the trained model needs {final / uniform:.0%} of the bits of a uniform g
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick (2022). Masked Autoencoders Are Scalable Vision Learners
+#   (MAE). CVPR. [arXiv:2111.06377](https://arxiv.org/abs/2111.06377)

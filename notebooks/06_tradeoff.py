@@ -33,9 +33,9 @@
 # runs already trained with the same settings, by notebook 4 or an earlier sweep, are reused). `STEPS` None is the
 # profile's budget; fewer give a quicker sweep for a class, every run of it trained here (two single objectives and
 # one hybrid per λ, λ = 0 included, each about STEPS/1000 of its full run's time plus half a minute of compiling and half a minute of
-# evaluation on the cpu profile). `TEMPERATURE` is NT-Xent's τ (None: the profile's). The setup cell after it
-# installs the library on Colab (Runtime > Change runtime type > GPU picks a GPU profile) and does nothing of the
-# kind elsewhere (`make lab`).
+# evaluation on the cpu profile). `TEMPERATURE` is NT-Xent's τ (None: the profile's). On Colab the setup cell after it clones the repository, with the trained weights that ship with it, and
+# `PROFILE` None means the `cpu` profile there, so models load instead of training (`PROFILE = "gpu-small"` on a GPU
+# runtime trains CIFAR-10); elsewhere it does nothing of the kind (`make lab`).
 
 # %% tags=["parameters"]
 PROFILE, SEED, STEPS = None, 0, None
@@ -47,9 +47,12 @@ TEMPERATURE = None  # NT-Xent's τ; None: the profile's
 
 # %%
 # %matplotlib inline
-import subprocess, sys  # on Colab: install the library first (Runtime > Change runtime type > GPU picks a GPU profile)
-if "google.colab" in sys.modules and subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/hybridlib/hybridlib"]).returncode:
-    raise SystemExit("could not install hybridlib (from https://github.com/hybridlib/hybridlib); upload a copy of the repository to Colab, run `!pip install ./hybridlib`, then rerun this cell")
+import os, subprocess, sys  # on Colab: clone the repository (the library, its shipped weights) and import from it
+REPO_URL, HOME = "https://github.com/hybridlib/hybridlib", "/content/hybridlib"  # a fork: `make repo-url URL=...`
+if "google.colab" in sys.modules and HOME not in sys.path:
+    if not os.path.isdir(HOME) and subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, HOME]).returncode:
+        raise SystemExit(f"could not clone {REPO_URL}; upload a copy of the repository to {HOME}, then rerun this cell")
+    sys.path.insert(0, HOME)
 import hybridlib as hl
 
 config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, temperature=TEMPERATURE)
@@ -94,23 +97,46 @@ for r in rows:
 # The hybrids are the green line against λ (log axis); λ = 0, λ → ∞ and generative-only are horizontal lines, since
 # none of them has a place on a log axis. The contrastive model has no bits/dim: its decoder is never trained. One seed:
 # differences below the run-to-run spread (`results/<profile>/run_to_run.json`, measured at 500 steps: about 0.025
-# for near-OOD AUROC and 0.007 for the probe on the cpu profile) are not evidence.
+# for near-OOD AUROC and 0.007 for the probe on the cpu profile) are not evidence. The shaded band around the
+# hybrids is that spread: a reference line inside it is no different from the hybrid at that λ.
 
 # %%
+from hybridlib.experiments import run_to_run_spread
 from hybridlib.report import tradeoff_figure
-tradeoff_figure(sweep, config);  # also saved as results/<profile>/figures/tradeoff.png (another name for other settings)
+tradeoff_figure(sweep, config, spread=run_to_run_spread(config.profile));  # also saved as results/<profile>/figures/tradeoff.png (another name for other settings)
 
 # %% [markdown]
 # ## Exercises
 # Each check cell says "not answered yet" until you replace the `None`, then "not quite" (with a hint) or
 # "correct". The worked solutions are in [hybridlib/solutions.py](../hybridlib/solutions.py): open it after trying.
 #
-# **Exercise 1.** At which λ is the linear probe best in this sweep? (Write `0` for the hybrid at λ = 0 and
-# `math.inf` for contrastive-only.)
+# **Exercise 1 (change the code): who moves the encoder?** λ weighs the two losses, but what trains the shared
+# encoder is their gradients, and those have sizes of their own. Write `contrastive_share(gen_loss, con_loss, lam,
+# params)`: the norm of λ ∇L_con over the encoder's parameters, divided by the sum of that norm and the norm of
+# ∇L_gen (`torch.autograd.grad` gives the gradients; keep the graph for the second one). Were the two gradients
+# the same size, the share would be λ / (1 + λ): 0.09 at λ = 0.1, 0.5 at λ = 1, 0.75 at λ = 3. Before you run it,
+# predict: is the trained hybrids' share above or below that, and does the gap grow with λ? The cell loads each
+# hybrid of the sweep and measures its share on one batch of training images.
 
 # %%
-answer = None  # replace with a λ from the table
-hl.exercises.check("best-lambda-probe", answer, rows)
+from hybridlib.losses import Objective
+from hybridlib.step import make_views, step_generator
+from hybridlib.train import ensure_trained
+
+contrastive_share = None  # replace with your function (gen_loss, con_loss, lam, params) -> a number in [0, 1]
+hl.exercises.check("contrastive-share", contrastive_share)
+if contrastive_share is not None:
+    images = data.train_images[:config.train.batch_size]
+    clean = data.tokenizer.encode(images)  # (N, T)
+    v1, v2 = make_views(images, data.tokenizer, config.train, step_generator(SEED, 0, 0))  # (N, T) each
+    for r in rows[1:-1]:  # the hybrids, 0 < λ < ∞
+        run = ensure_trained(config.with_train(lam=r["lam"]), data)
+        device = next(run.model.parameters()).device
+        terms = Objective(run.model, run.config.train, config.data.dims_per_token)(
+            clean.to(device), v1.to(device), v2.to(device))
+        share = contrastive_share(terms["gen_nll"], terms["con_loss"], r["lam"], list(run.model.encoder.parameters()))
+        print(f"λ = {r['lam']:<5g} contrastive share of the encoder's gradient {share:.3f} "
+              f"(equal gradients: {r['lam'] / (1 + r['lam']):.3f})")
 
 # %% [markdown]
 # **Exercise 2 (write the code): the Pareto front.** "The best of both" needs a way to compare runs on two axes at
@@ -170,6 +196,17 @@ for r in rows[1:-1]:
 # sweep at another temperature (`TEMPERATURE = 0.5` in the parameters cell).
 
 # %% [markdown]
+# ## Discussion questions
+# 1. The hybrid at λ = 0 already pays most of the bits/dim penalty. Why is "the hybrid at λ = 0" not the same model as
+#    generative-only, and what does that say about where a trade-off curve should start?
+# 2. The features change most between λ = 0 and λ = 0.03. What could make so small a weight matter so much? (The
+#    gradient-share exercise gives one way in.)
+# 3. Picking the best λ from this table would be choosing on the test set. How would you choose it honestly, and
+#    which data would you hold out?
+# 4. CMAE and Layer Grafted Pre-training combine the two kinds of objective in other ways: in different branches or
+#    in different layers. Which of the controls' findings would you expect to carry over to them?
+
+# %% [markdown]
 # ## References
 # - T. Chen, S. Kornblith, M. Norouzi, G. Hinton (2020). A Simple Framework for Contrastive Learning of Visual
 #   Representations (SimCLR). ICML. [arXiv:2002.05709](https://arxiv.org/abs/2002.05709)
@@ -183,3 +220,13 @@ for r in rows[1:-1]:
 #   [arXiv:1706.04599](https://arxiv.org/abs/1706.04599)
 # - D. Hendrycks, T. Dietterich (2019). Benchmarking Neural Network Robustness to Common Corruptions and
 #   Perturbations. ICLR. [arXiv:1903.12261](https://arxiv.org/abs/1903.12261)
+# - J.-B. Grill, F. Strub, F. Altché, C. Tallec, P. H. Richemond, E. Buchatskaya, C. Doersch, B. Á. Pires, Z. D. Guo,
+#   M. G. Azar, B. Piot, K. Kavukcuoglu, R. Munos, M. Valko (2020). Bootstrap Your Own Latent: A New Approach to
+#   Self-Supervised Learning (BYOL). NeurIPS. [arXiv:2006.07733](https://arxiv.org/abs/2006.07733)
+# - K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick (2022). Masked Autoencoders Are Scalable Vision Learners
+#   (MAE). CVPR. [arXiv:2111.06377](https://arxiv.org/abs/2111.06377)
+# - Z. Huang, X. Jin, C. Lu, Q. Hou, M.-M. Cheng, D. Fu, X. Shen, J. Feng (2023). Contrastive Masked Autoencoders are
+#   Stronger Vision Learners (CMAE). IEEE TPAMI. [arXiv:2207.13532](https://arxiv.org/abs/2207.13532)
+# - Z. Jiang, Y. Chen, M. Liu, D. Chen, X. Dai, L. Yuan, Z. Liu, Z. Wang (2023). Layer Grafted Pre-training: Bridging
+#   Contrastive Learning and Masked Image Modeling for Label-Efficient Representations. ICLR.
+#   [arXiv:2302.14138](https://arxiv.org/abs/2302.14138)

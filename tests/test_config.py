@@ -85,3 +85,34 @@ def test_bad_values_are_named(kwargs, message):
 def test_overriding_data_updates_the_token_shape():
     c = get_config("smoke", patch_size=1, levels=8)
     assert (c.model.vocab_size, c.model.seq_len) == (8, 64)
+
+
+def test_every_setting_the_notebooks_tell_a_reader_to_change_exists():
+    """A notebook's text that says `hl.setup(..., levels=16)` names a setting get_config takes, with a valid value."""
+    import ast
+    import re
+    from pathlib import Path
+
+    calls = [m.group(0) for source in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0*.py"))
+             for line in source.read_text().splitlines() if line.startswith("# ")
+             for m in re.finditer(r"hl\.setup\([^)`]*\)", line)]
+    assert calls, "no notebook text names a setting: the test reads nothing"
+    for call in calls:
+        settings = {k.arg: ast.literal_eval(k.value) for k in ast.parse(call).body[0].value.keywords}
+        get_config("smoke", "hybrid", **settings)
+
+
+def test_on_colab_a_notebook_takes_the_profile_whose_weights_ship_unless_told_otherwise(monkeypatch, capsys):
+    import sys
+    import types
+
+    from hybridlib.notebook import COLAB_PROFILE, notebook_profile
+
+    monkeypatch.delenv("HYBRIDLIB_PROFILE", raising=False)
+    monkeypatch.setattr("hybridlib.notebook.resolve_profile", lambda p: "gpu" if p is None else p)  # a GPU runtime
+    assert notebook_profile(None) == "gpu"  # not on Colab: auto
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert notebook_profile(None) == COLAB_PROFILE == "cpu" and "on Colab" in capsys.readouterr().out
+    assert notebook_profile("gpu-small") == "gpu-small"  # the parameters cell says otherwise
+    monkeypatch.setenv("HYBRIDLIB_PROFILE", "smoke")
+    assert notebook_profile(None) == "gpu"  # so does the environment: resolve_profile reads it

@@ -32,16 +32,11 @@ NOTEBOOKS = sorted(p for p in (REPO / "notebooks").glob("0[1-6]_*.py"))
 ALL = {**EXERCISES, **CODE_EXERCISES}
 # what each exercise's solution is computed from: the notebook's configuration, for answers that depend on it
 NEEDS_CONFIG = {"one-by-one-patches", "mask-off-by-one"}
-# and, for questions read off a run's results, made-up results (what the notebooks pass is the run's own)
-SWEEP = [{"lam": lam, "linear_probe_acc": acc} for lam, acc in
-         ((0.0, 0.70), (0.1, 0.74), (1.0, 0.78), (3.0, 0.76), (math.inf, 0.77))]
-MODELS = {"contrastive": {"corruption_acc_mean": 0.61}, "generative": {"corruption_acc_mean": 0.56},
-          "hybrid": {"corruption_acc_mean": 0.60}, "raw_pixels": {"corruption_acc_mean": 0.60}}
 # and notebook 4's inputs, on the smoke profile: its configuration, a batch of clean tokens and two views, the seed
 _SMOKE = get_config("smoke", "hybrid")
 _TOKENS = torch.randint(0, _SMOKE.model.vocab_size, (3, 8, _SMOKE.model.seq_len),
                         generator=torch.Generator().manual_seed(0))
-GIVEN = {"best-lambda-probe": (SWEEP,), "most-robust": (MODELS,), "pool-last-terms": (_SMOKE, *_TOKENS, 0)}
+GIVEN = {"pool-last-terms": (_SMOKE, *_TOKENS, 0)}
 
 
 def configs():
@@ -66,8 +61,10 @@ def right_answer(name: str, *given):
         return solutions.ece_equal_mass
     if name == "pareto-front":
         return solutions.pareto_front
-    if name in ("most-robust", "best-lambda-probe"):  # one of the tied answers, as read off the table
-        return ALL[name].solution(*given)[0]
+    if name == "paired-difference":
+        return solutions.paired_difference
+    if name == "contrastive-share":
+        return solutions.contrastive_share
     return ALL[name].solution(*given)
 
 
@@ -113,10 +110,25 @@ def wrong_answers(name: str, *given) -> list:
             mean = Objective(HybridTransformer(config.model), config.train, config.data.dims_per_token)(clean, v1, v2)
         return [{k: float(mean[k]) for k in right}, solutions.pool_last_terms(config, clean, v1, v2, seed + 1),
                 {"gen_nll": right["gen_nll"]}, "con_loss"]
-    if name == "most-robust":
-        return ["hybrid", "raw pixels", 0.61, ["contrastive"]]
-    if name == "best-lambda-probe":
-        return [math.inf, 3.0, "three", 0.78]
+    if name == "paired-difference":
+        def unpaired(a, b):  # the difference with the error of two independent accuracies
+            pa, pb = np.mean(a), np.mean(b)
+            return pa - pb, math.sqrt(pa * (1 - pa) / len(a) + pb * (1 - pb) / len(b))
+
+        return [unpaired, lambda a, b: solutions.paired_difference(b, a),
+                lambda a, b: solutions.paired_difference(a, b)[0], 0.01]
+    if name == "contrastive-share":
+        def without_lambda(gen, con, lam, params):
+            return solutions.contrastive_share(gen, con, 1.0, params)
+
+        def ratio(gen, con, lam, params):  # |g_con| / |g_gen|, not a share of the two
+            share = solutions.contrastive_share(gen, con, lam, params)
+            return share / (1 - share)
+
+        def of_the_weights(gen, con, lam, params):  # the loss's weights, not the gradients'
+            return lam / (1 + lam)
+
+        return [without_lambda, ratio, of_the_weights, 0.5]
     if name == "pareto-front":
         def strict(rows, keys):  # better on every key, not "at least as good on all, better on one": ties slip in
             return sorted(r["lam"] for r in rows if not any(all(o[k] > r[k] for k in keys) for o in rows))
@@ -165,16 +177,6 @@ def test_the_pareto_front_of_a_small_sweep_by_hand():
     # λ = 1 is beaten by λ = 0.3 on both; λ = 3 ties λ = 0.3 on a and loses on b
     assert solutions.pareto_front(rows, ("a", "b")) == [0.0, 0.3, math.inf]
     assert solutions.pareto_front(rows, ("a",)) == [math.inf]
-    assert solutions.best_lambda_probe([{**r, "linear_probe_acc": r["a"]} for r in rows]) == [math.inf]
-
-
-def test_answers_read_off_a_table_accept_any_of_a_tie():
-    tied = {**MODELS, "hybrid": {"corruption_acc_mean": 0.61}}
-    assert is_correct("most-robust", "hybrid", tied) and is_correct("most-robust", " Contrastive", tied)
-    assert not is_correct("most-robust", "raw_pixels", tied)
-    sweep = [*SWEEP, {"lam": 0.3, "linear_probe_acc": 0.78}]
-    assert is_correct("best-lambda-probe", 0.3, sweep) and is_correct("best-lambda-probe", 1.0, sweep)
-    assert not is_correct("best-lambda-probe", 3.0, sweep)
 
 
 def test_a_function_that_changes_its_input_cannot_change_the_expected_answer():
@@ -434,3 +436,36 @@ def test_solutions_live_in_one_module():
     for exercise in ALL.values():
         assert exercise.solution.__module__ == solutions.__name__
     assert exercises.SOLUTIONS_FILE == "hybridlib/solutions.py" and (REPO / exercises.SOLUTIONS_FILE).exists()
+
+
+@pytest.mark.parametrize("answer, expected, right", [
+    (0.24, 0.23954, True), ("0.24", 0.23954, True), (np.float64(0.2395), 0.23954, True), (0.2395, 0.23954, True),
+    (0.23, 0.23954, False), (0.25, 0.23954, False), (0.2, 0.23954, False), (256, 256, True), (255, 256, False),
+    (2.6e5, 262144, False), (262144, 262144.0, True), (1.2e-5, 1.23e-5, True), (1.3e-5, 1.23e-5, False),
+    (math.inf, math.inf, True), (math.nan, 0.5, False)])
+def test_a_number_rounded_to_the_digits_typed_is_right(answer, expected, right):
+    assert (exercises._number(answer, expected, 1e-3) is None) is right
+
+
+def test_too_few_digits_are_told_apart_from_a_wrong_number():
+    assert "two significant digits" in exercises._number(0.2, 0.2395, 1e-3)
+    assert exercises._number(0.3, 0.2395, 1e-3) == ""
+
+
+def test_the_paired_error_is_below_either_accuracys_when_the_probes_agree_on_most_images():
+    rng = np.random.default_rng(1)
+    a = rng.random(10000) < 0.84
+    b = np.where(rng.random(10000) < 0.04, ~a, a)
+    d, se = solutions.paired_difference(a, b)
+    assert d == pytest.approx(a.mean() - b.mean())
+    assert se == pytest.approx(math.sqrt(np.mean(a != b) - d ** 2) / 100)  # var(d) = P(a != b) - d², n = 10 000
+    assert se < 0.6 * math.sqrt(a.mean() * (1 - a.mean()) / len(a))
+    assert solutions.paired_difference(a, a) == (0.0, 0.0)
+
+
+def test_the_contrastive_share_against_gradients_worked_out_by_hand():
+    """L_gen = |w|² has gradient 2w; L_con = a · w has gradient a: the share is λ|a| / (2|w| + λ|a|)."""
+    w = torch.tensor([3.0, 4.0], requires_grad=True)  # |2w| = 10
+    a = torch.tensor([0.0, 5.0])  # |a| = 5
+    for lam, share in ((1.0, 5 / 15), (2.0, 10 / 20), (0.0, 0.0)):
+        assert solutions.contrastive_share((w ** 2).sum(), (a * w).sum(), lam, [w]) == pytest.approx(share)

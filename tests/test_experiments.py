@@ -48,7 +48,9 @@ def test_seeds_aggregate_the_saved_summaries(tmp_path, monkeypatch):
     config = get_config("smoke")
     models = {name: {"linear_probe_acc": 0.7, "knn_acc": 0.6, "ood_auroc_near": 0.8, "ood_auroc_far": 0.99, "corruption_acc_mean": 0.5,
                      "ece": 0.02, "test_bits_per_dim": 1.0, "ood": {"knn_distance": {"digits": {"auroc": 0.8}}},
-                     "ood_sets": {"near": ["digits"], "far": []}} for name in ("contrastive", "generative", "hybrid",
+                     "ood_sets": {"near": ["digits"], "far": []}, "corruption": {"noise": [0.6, 0.5, 0.5, 0.4, 0.4],
+                                                                      "blur": [0.6, 0.5, 0.5, 0.4, 0.4]}}
+              for name in ("contrastive", "generative", "hybrid",
                                                                           "raw_pixels", "random_init")}
     for seed, acc in ((0, 0.80), (1, 0.84)):
         summary = {"seed": seed, "config": config.with_train(seed=seed).to_dict(), "protocol": EVAL_PROTOCOL,
@@ -58,6 +60,8 @@ def test_seeds_aggregate_the_saved_summaries(tmp_path, monkeypatch):
     out = run_seeds(config, (0, 1), progress=False)
     acc = out["models"]["hybrid"]["linear_probe_acc"]
     assert acc["values"] == [0.80, 0.84] and acc["mean"] == pytest.approx(0.82) and acc["std"] == pytest.approx(0.0283, abs=1e-4)
+    curve = out["models"]["hybrid"]["corruption_curve"]  # severity 0 is the clean probe, then the corruptions' mean
+    assert curve["mean"] == pytest.approx([0.82, 0.6, 0.5, 0.5, 0.4, 0.4]) and curve["std"][0] == pytest.approx(0.0283, abs=1e-4)
     claims = {c["id"]: c["verdict"] for c in out["claims"]}
     assert claims["c1"] == "held" and claims["a"] == "undecided"  # 0.12 ahead with spread 0.028; equal numbers
     assert (results_dir() / "smoke" / "seeds.md").read_text().startswith("# Profile `smoke`")

@@ -116,20 +116,47 @@ def test_notebook_kernel_and_no_widget_state(notebook):
             assert WIDGET_MIME not in output.get("data", {}), f"cell {i} saved a widget output"
 
 
+def colab_problems(notebook: Path, repo_url: str) -> list[str]:
+    """What in ``notebook`` disagrees with ``repo_url``: its Colab badge (the first cell, the only Colab link) and
+    its one Colab cell, which clones that repository."""
+    nb = jupytext.read(notebook)
+    colab = repo_url.replace("https://github.com/", "https://colab.research.google.com/github/")
+    badge = COLAB_BADGE.format(url=f"{colab}/blob/main/notebooks/{notebook.name}")
+    problems = [] if nb.cells[0].cell_type == "markdown" and badge in nb.cells[0].source else [f"no badge {badge}"]
+    links = re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"']+", "\n".join(c.source for c in nb.cells))
+    if links != [f"{colab}/blob/main/notebooks/{notebook.name}"]:
+        problems.append(f"Colab links {links}")
+    installs = [c.source for c in nb.cells if c.cell_type == "code" and "google.colab" in c.source]
+    if len(installs) != 1:
+        return problems + [f"{len(installs)} Colab cells, not one"]
+    if f'REPO_URL, HOME = "{repo_url}", "/content/hybridlib"' not in installs[0] or "git\", \"clone" not in installs[0]:
+        problems.append("the Colab cell does not clone the repository's address")
+    if set(re.findall(r"https?://[^\s\"'()]+", installs[0])) != {repo_url}:
+        problems.append("the Colab cell names another address")
+    return problems
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOK_PATHS, ids=notebook_ids())
 def test_colab_badge_and_install_use_the_repository_url(notebook):
-    nb = jupytext.read(notebook)
-    colab = REPO_URL.replace("https://github.com/", "https://colab.research.google.com/github/")
-    badge = COLAB_BADGE.format(url=f"{colab}/blob/main/notebooks/{notebook.name}")
-    assert nb.cells[0].cell_type == "markdown" and badge in nb.cells[0].source, \
-        f"the first cell of {notebook.name} should hold the badge {badge}"
-    text = "\n".join(c.source for c in nb.cells)
-    links = re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"']+", text)
-    assert links == [f"{colab}/blob/main/notebooks/{notebook.name}"], links
+    assert colab_problems(notebook, REPO_URL) == []
 
-    installs = [c for c in nb.cells if c.cell_type == "code" and "google.colab" in c.source]
-    assert len(installs) == 1, f"{notebook.name} should have one install cell"
-    install = installs[0].source
-    assert f'"git+{REPO_URL}"' in install
-    urls = re.findall(r"https?://[^\s\"'()]+", install)  # the pip argument and the message when it fails
-    assert len(urls) >= 2 and set(urls) == {REPO_URL}, urls
+
+def test_a_fork_changes_its_address_in_every_place_with_one_command(tmp_path):
+    """tools/set_repo_url.py on a copy of the repository: afterwards every notebook agrees with the new address
+    in pyproject.toml, the pairs still match, and the README's badges follow."""
+    import runpy
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(NOTEBOOKS, tmp_path / "notebooks")
+    tool = runpy.run_path(str(REPO / "tools" / "set_repo_url.py"))
+    fork = "https://github.com/a-teacher/ssl-course"
+    changed = tool["set_repo_url"](tmp_path, fork)
+    assert tool["current_url"](tmp_path) == fork and len(changed) == 2 + 2 * len(NOTEBOOK_PATHS)
+    for notebook in sorted((tmp_path / "notebooks").glob("*.ipynb")):
+        assert colab_problems(notebook, fork) == []
+        assert source_differences(notebook, notebook.with_suffix(".py")) == []
+    readme = (tmp_path / "README.md").read_text()
+    assert REPO_URL.removeprefix("https://github.com/") not in readme and "github/a-teacher/ssl-course/blob" in readme
+    with pytest.raises(SystemExit, match="OWNER/NAME"):
+        tool["set_repo_url"](tmp_path, "https://gitlab.com/a/b")
