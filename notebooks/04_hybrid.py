@@ -233,11 +233,11 @@ print("bits/dim on clean test images: " + ", ".join(f"{k} {v:.3f}" for k, v in t
 # 2000 steps. Its features are the best of the three (probe 0.844, near-OOD AUROC 0.910).
 #
 # **Why the likelihood pays: mostly the input, not the contrastive term.** The controls (`make controls`,
-# [results/cpu/controls.md](../results/cpu/controls.md), seeds 0 and 1, their protocol and predictions written in
+# [results/cpu/controls.md](../results/cpu/controls.md), seeds 0-2, their protocol and predictions written in
 # [docs/controls.md](../docs/controls.md) before the runs) take the gap apart. The hybrid with λ = 0, its
-# likelihood still on the augmented views and no contrastive gradient at all, is already 9.7 % above generative-only;
-# the full hybrid with its generative loss on the clean images (`GENERATIVE_INPUT = "clean"`) is 1.8 % above, inside
-# the 3 % the claim allows, with a probe at least as good (0.852 against 0.845). Of the 0.094 bits/dim between the hybrid and generative-only,
+# likelihood still on the augmented views and no contrastive gradient at all, is already 9.6 % above generative-only;
+# the full hybrid with its generative loss on the clean images (`GENERATIVE_INPUT = "clean"`) is 1.7 % above, inside
+# the 3 % the claim allows, with a probe at least as good (0.851 against 0.844). Of the 0.093 bits/dim between the hybrid and generative-only,
 # the augmented input accounts for 0.075-0.080, the contrastive gradient for 0.019 (0.007 of it through the shared
 # top encoder block), the hybrid's smaller learning rate for nothing. The capacity story these notebooks used to tell
 # was wrong at this scale: the decoder had learnt the statistics of crops, flips and jitter, not of the test set's
@@ -252,7 +252,7 @@ print("bits/dim on clean test images: " + ", ".join(f"{k} {v:.3f}" for k, v in t
 
 # %% [markdown]
 # ## Discussion questions
-# 1. The λ = 0 control, with no contrastive gradient at all, is already 9.7 % above generative-only on clean test
+# 1. The λ = 0 control, with no contrastive gradient at all, is already 9.6 % above generative-only on clean test
 #    images. Why would a decoder trained on the views predict clean images worse, when the views are the same
 #    images, cropped, flipped and jittered?
 # 2. NT-Xent pulls the two views of an image together and pushes all images apart (alignment and uniformity, Wang &

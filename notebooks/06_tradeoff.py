@@ -181,8 +181,8 @@ for r in rows[1:-1]:
 #   within the spread); the cost grows with λ, +0.7 % at 0.3, +2.1 % at 1 and +4.0 % at 3.
 # - **Against generative-only on clean images every hybrid pays 9.5-14 %, and λ = 0 already pays 9.8 %**: the
 #   likelihood of augmented views is not the likelihood of the test set's clean images. The controls measure the
-#   same over two seeds (`make controls`, [results/cpu/controls.md](../results/cpu/controls.md)), and the hybrid
-#   with its generative loss on clean images comes within 1.8 % of generative-only. So no λ of this sweep meets the
+#   same over three seeds (`make controls`, [results/cpu/controls.md](../results/cpu/controls.md)), and the hybrid
+#   with its generative loss on clean images comes within 1.7 % of generative-only. So no λ of this sweep meets the
 #   paper's bits/dim condition, and λ is not what stands in the way: the input is.
 # - **The features move at the smallest λ.** From λ = 0 to 0.03 the probe rises from 0.828 to 0.844 and kNN accuracy
 #   from 0.775 to 0.820; every hybrid's probe is above contrastive-only's (0.833). Near-OOD AUROC is highest at
