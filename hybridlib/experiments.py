@@ -127,7 +127,7 @@ def run_seeds(config: Config, seeds: tuple[int, ...] = (0, 1, 2), progress: bool
                                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, "values": values}
         curves = np.array([corruption_curve(m[name]) for m in models_per_seed])  # (seeds, severities 0-5)
         stats[name]["corruption_curve"] = {"mean": curves.mean(0).tolist(), "values": curves.tolist(),
-                                           "std": (curves.std(0, ddof=1) if len(curves) > 1 else 0 * curves[0]).tolist()}
+                                           "std": (curves.std(0, ddof=1) if len(curves) > 1 else np.zeros(curves.shape[1])).tolist()}
     out = {"profile": config.profile, "seeds": list(seeds), "dataset": config.data.dataset,
            "steps": config.train.steps, "config": config.with_train(seed=0).to_dict(), "protocol": EVAL_PROTOCOL,
            "models": stats,

@@ -1,6 +1,6 @@
 """Single-panel figures for a lecture, at slide size: the hybrid's architecture, the causal mask, and NT-Xent's
 similarity matrix of the trained contrastive model on a few test images. `make slides` writes them to
-results/<profile>/slides/; the notebooks draw the same figures where they teach the idea."""
+results/<profile>/slides/; notebook 1 draws the architecture, notebooks 2 and 3 teach the other two in code."""
 from __future__ import annotations
 
 from pathlib import Path

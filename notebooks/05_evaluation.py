@@ -532,18 +532,19 @@ else:
 # layer cell above does for two blocks. Before you run it, predict: is the paired error larger or smaller than
 # either accuracy's own standard error, $\sqrt{p(1-p)/n}$, and why? Then compare it with the standard deviation
 # over three seeds of either probe in `results/cpu/seeds.md`: which of the two noises decides whether claim (c1)
-# holds? The cell fits both probes on all their training images (a few seconds each) and prints both errors.
+# holds? The cell reuses the hybrid's probe from the ECE cell, fits the contrastive model's on the same images (a few
+# seconds) and prints both errors.
 
 # %%
 paired_difference = None  # replace with your function (correct_a, correct_b) -> (difference, standard error)
 hl.exercises.check("paired-difference", paired_difference)
 if paired_difference is not None:
-    probe_correct = {}
-    for name in ("hybrid", "contrastive"):
-        g_train, g_test = (features_of[name](x).numpy() for x in (data.train_images[:n_train], data.test_images[:n_test]))
-        probe_correct[name] = fit_linear_probe(g_train, y_train).predict(g_test) == y_test
-    d, se = paired_difference(probe_correct["hybrid"], probe_correct["contrastive"])
-    p = probe_correct["hybrid"].mean()
+    hybrid_correct = probs_library.argmax(1) == y_test  # the hybrid's probe of the ECE cell, on f_train and f_test
+    features_c = features_of["contrastive"]
+    c_probe = fit_linear_probe(features_c(data.train_images[:n_train]).numpy(), y_train)
+    contrastive_correct = c_probe.predict(features_c(data.test_images[:n_test]).numpy()) == y_test
+    d, se = paired_difference(hybrid_correct, contrastive_correct)
+    p = hybrid_correct.mean()
     print(f"hybrid - contrastive probe: {d:+.4f} ± {se:.4f} (paired standard error, {n_test} test images); "
           f"the hybrid's accuracy alone ± {np.sqrt(p * (1 - p) / n_test):.4f}")
 
