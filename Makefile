@@ -10,7 +10,7 @@ SEEDS ?= 0 1 2
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads controls capacity anchors tradeoff slides data notebooks repo-url clean
+.PHONY: help venv test test-fast test-browser reproduce lab bench gpu-check seeds recipe ablations scaling heads controls capacity anchors tradeoff slides layers data notebooks repo-url clean
 
 help:
 	@echo "make reproduce [PROFILE=cpu|gpu-small|gpu|smoke]  run every notebook headless -> results/PROFILE/summary.*"
@@ -29,6 +29,7 @@ help:
 	@echo "make capacity [SEEDS='0 1 2']          the bits/dim gap at three widths -> results/cpu/capacity.* (hours; resumes)"
 	@echo "make heads                             the two output heads at equal steps and equal time -> results/cpu/heads.*"
 	@echo "make slides                            single-panel lecture figures -> results/cpu/slides/"
+	@echo "make layers [SEEDS='0 1 2']            a linear probe after every block, over seeds -> results/cpu/layers.*"
 	@echo "make anchors                           bits/dim of non-neural predictors of the test set -> results/cpu/anchors.*"
 	@echo "make data                              fetch the cpu profile's data (Fashion-MNIST; MNIST and KMNIST, near-OOD sets) if missing"
 	@echo "make notebooks                         sync notebooks/*.ipynb with their sources notebooks/*.py (jupytext, outputs kept)"
@@ -106,6 +107,9 @@ capacity: $(STAMP) data
 
 slides: $(STAMP) data
 	$(BIN)/python -m hybridlib slides --profile $(PROFILE)
+
+layers: $(STAMP) data
+	$(BIN)/python -m hybridlib layers --profile $(PROFILE) --seeds $(SEEDS)
 
 tradeoff: $(STAMP) data
 	$(BIN)/python -m hybridlib reproduce --profile $(PROFILE) --notebooks 06_tradeoff.ipynb

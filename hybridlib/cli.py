@@ -4,6 +4,7 @@
     python -m hybridlib evaluate --ckpt runs/a runs/b [--baselines] [--out results.json]
     python -m hybridlib fetch-data fashion-mnist
     python -m hybridlib report --profile cpu
+    python -m hybridlib predictions --profile cpu
     python -m hybridlib bench
 
 Every error is one line on stderr and a non-zero exit status; every warning is one line on stderr.
@@ -32,7 +33,9 @@ from .evaluate import evaluate_baselines, evaluate_checkpoint
 from .experiments import bits_anchors, compare_heads, evaluate_all, run_seeds
 from .files import write_json
 from .hardware import PRECISIONS, resolve_device
+from .layers import SEEDS as LAYER_SEEDS, layers_markdown, run_layers
 from .paths import data_dir, results_dir, run_dir_for
+from .predictions import table as prediction_table
 from .report import ablations_markdown, anchors_markdown, heads_markdown, markdown_table, seeds_markdown, write_summary
 from .reproduce import DEFAULT_NOTEBOOKS, run_notebooks
 from .rundir import check_can_write, is_run_dir, not_a_run_message
@@ -197,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "similarity matrix) -> results/PROFILE/slides/")
     sl.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
 
+    ly = sub.add_parser("layers", help="a linear probe after every block of the generative and hybrid runs, over "
+                        "seeds -> results/PROFILE/layers.* (trains missing runs)")
+    ly.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+    ly.add_argument("--seeds", type=_non_negative_int, nargs="+", default=list(LAYER_SEEDS))
+    ly.add_argument("--finished-only", action="store_true", help="train nothing: probe the finished runs only")
+
+    pr = sub.add_parser("predictions", help="the predictions the notebooks recorded before their runs, beside what "
+                        "the runs measured (results/PROFILE/predictions.json)")
+    pr.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
+
     an = sub.add_parser("anchors", help="bits/dim of non-neural predictors of the test set -> results/PROFILE/anchors.*")
     an.add_argument("--profile", default=None, choices=PROFILE_CHOICES)
 
@@ -346,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = get_config(args.profile, "contrastive")
             for path in write_slides(config, prepare_data(config.data)):
                 print(f"wrote {path}")
+        elif args.command == "layers":
+            out = run_layers(get_config(args.profile, "hybrid"), tuple(args.seeds), finished_only=args.finished_only)
+            print(layers_markdown(out))
+        elif args.command == "predictions":
+            print(prediction_table(get_config(args.profile)))
         elif args.command == "anchors":
             print(anchors_markdown(bits_anchors(get_config(args.profile))))
         elif args.command == "reproduce":

@@ -195,6 +195,15 @@ def _term(answer: Any, expected: str, rel: float) -> str | None:
     return None if word in _TERM_NAMES[expected] else ""
 
 
+def _settings(answer: Any, expected: dict[str, dict[str, Any]], rel: float) -> str | None:
+    """A dict from each augmentation's name to the training settings that switch it off."""
+    if not isinstance(answer, dict) or set(answer) != set(expected):
+        return f"expected a dict with the keys {', '.join(map(repr, expected))}"
+    off = [name for name, settings in expected.items()
+           if not isinstance(answer[name], dict) or answer[name] != settings]
+    return f"the settings of {' and '.join(off)} are off" if off else None
+
+
 class Exercise(NamedTuple):
     """An exercise's solution (a function of :mod:`hybridlib.solutions`), the hint shown with a wrong or missing
     answer, and how an answer is compared with the solution's value (None: right; else a note on what is off)."""
@@ -220,6 +229,11 @@ CODE_EXERCISES: dict[str, Exercise] = {
     "nt-xent-no-self-mask": Exercise(
         solutions.nt_xent_without_self_mask,
         "copy nt_xent_from_scratch and delete only the masked_fill line; everything else stays", _loss_function),
+    "augmentations-off": Exercise(
+        solutions.augmentations_off,
+        "each augmentation has one setting in TrainConfig (hybridlib/config.py): crop_scale, the smallest share of the "
+        "image a crop keeps; hflip; jitter, the range of the brightness and contrast factors. Give each the value "
+        "that does nothing", _settings),
     "leaky-attention": Exercise(
         solutions.leaky_attention,
         "copy attention and move the mask's diagonal: triu(1) hides j > i, the future", _attention_function),

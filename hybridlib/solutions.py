@@ -71,6 +71,17 @@ def nt_xent_without_self_mask(z1: Tensor, z2: Tensor, temperature: float) -> Ten
     return F.cross_entropy(sim, partner)
 
 
+def augmentations_off() -> dict[str, dict[str, float | bool]]:
+    """The training setting that switches each of SimCLR's augmentations off, and nothing else
+    (:func:`hybridlib.augment.random_views` takes them from ``TrainConfig``): a crop that keeps at least all of the image
+    (``crop_scale`` 1: no crop, and no change of aspect ratio either), no flips, brightness and contrast factors drawn
+    from [1, 1]. SimCLR (Chen et al., 2020, its figure 5) found that no single augmentation is enough and that the
+    random crop composed with colour distortion matters most: without the crop, two views of an image share their
+    pixels' positions, and matching them needs little more than comparing brightness histograms.
+    """
+    return {"crop": {"crop_scale": 1.0}, "flip": {"hflip": False}, "jitter": {"jitter": 0.0}}
+
+
 # --- Notebook 3: generative -------------------------------------------------------------------------------------
 
 

@@ -153,14 +153,20 @@ hl.exercises.check("tokens-vocab", answer)
 # [hybridlib/tokenizer.py](../hybridlib/tokenizer.py), encode `images` (the 8 images above) with it, and read off
 # the sequence length (tokens per image) and the vocabulary. Then: how many times more does one attention layer
 # cost with these tokens than with this profile's? Attention scores every pair of positions; leave out the start
-# token. Before you run anything, predict which of the three grows and which shrinks. (On the GPU profiles a
-# token is one palette colour, already one pixel: the sequence stays, and the ratio is 1.)
+# token. Before you run anything, predict which of the three grows and which shrinks, and write down which one
+# shrinks as `shrinks`: the cell records it (in `results/<profile>/predictions.json`) before it checks anything, and
+# sets it beside the outcome once your numbers are right. (On the GPU profiles a token is one palette colour, already
+# one pixel: the sequence stays, and the ratio is 1.)
 
 # %%
 from hybridlib.tokenizer import GrayTokenizer
+shrinks = None  # your prediction first: "sequence length", "vocabulary", "attention cost" or "none"
+hl.predictions.record("one-by-one-shrinks", shrinks, config)
 tokenizer_1x1 = None  # replace: a GrayTokenizer with 1x1 patches
 seq_len, vocab, attention_ratio = None, None, None  # replace: read them off tokenizer_1x1 and the tokens it gives
 hl.exercises.check("one-by-one-patches", (seq_len, vocab, attention_ratio), config)
+if hl.exercises.is_correct("one-by-one-patches", (seq_len, vocab, attention_ratio), config):  # from checked numbers
+    hl.predictions.reveal("one-by-one-shrinks", config, config)
 
 # %% [markdown]
 # ## Conclusion

@@ -21,7 +21,8 @@
 #
 # - write NT-Xent from scratch, check it against the library, and know its value at initialisation and its floor;
 # - train the encoder with it alone (the decoder is never used);
-# - read the loss curve and look at what the representation retrieves.
+# - read the loss curve and look at what the representation retrieves;
+# - find out which augmentation the contrastive task needs most (exercise 3).
 #
 # **Running it.** The parameters cell below is what papermill and `make reproduce` set: `PROFILE` None means
 # `$HYBRIDLIB_PROFILE`, else `auto` (by the hardware); `smoke` runs in seconds, `cpu` gives real results on a laptop,
@@ -204,14 +205,55 @@ hl.exercises.check("nt-xent-orthogonal", answer)
 # **Exercise 2 (change the code): drop the self-mask.** Copy `nt_xent_from_scratch` into the cell below as
 # `nt_xent_no_self_mask(z1, z2, tau)` and delete the line that masks the diagonal. Before you run it, predict:
 # at initialisation, does the loss go up or down, by a lot or a little? And after training, what floor does the
-# loss have now (what is each row's similarity with itself, and can the partner beat it)? The check compares your
-# function with the solution on a few inputs; the last line prints your loss on the untrained model's projections.
+# loss have now (what is each row's similarity with itself, and can the partner beat it)? Write the first answer
+# down as `goes`: the cell records it before it runs your function. The check compares your function with the
+# solution on a few inputs; the last lines print your loss on the untrained model's projections and set it beside
+# your prediction once the check says correct.
 
 # %%
+goes = None  # your prediction first: does the untrained loss go "up" or "down" without the self-mask?
+hl.predictions.record("no-self-mask-init", goes, config)
 nt_xent_no_self_mask = None  # replace with your function (z1, z2, tau) -> loss
 hl.exercises.check("nt-xent-no-self-mask", nt_xent_no_self_mask)
 if nt_xent_no_self_mask is not None:
-    print(f"untrained model: {nt_xent_no_self_mask(z1, z2, tau):.3f} without the self-mask, {loss0:.3f} with it")
+    unmasked = float(nt_xent_no_self_mask(z1, z2, tau))
+    print(f"untrained model: {unmasked:.3f} without the self-mask, {loss0:.3f} with it")
+    if hl.exercises.is_correct("nt-xent-no-self-mask", nt_xent_no_self_mask):  # an outcome from a checked function
+        hl.predictions.reveal("no-self-mask-init", config, unmasked, float(loss0))
+
+# %% [markdown]
+# **Exercise 3 (change the code, and wait): which augmentation makes the task?** SimCLR's key finding was that the
+# views make contrastive learning: no single augmentation is enough, and which ones are composed decides what the
+# features learn. Here the views come from three augmentations (`random_views` in
+# [hybridlib/augment.py](../hybridlib/augment.py)): a random resized crop, a horizontal flip, and a brightness and
+# contrast jitter, each set by a field of `TrainConfig` ([hybridlib/config.py](../hybridlib/config.py)). Fill
+# `switch_off` with, for each of the three, the settings that switch it off and leave the rest as it is. Before you
+# run it, predict: without which one does the contrastive model lose the most (`costs_most`, recorded by the cell
+# first)? Once your settings check out, the cell trains four short runs at a quarter of the budget, one with every
+# augmentation and one without each (about 1.5 min each on the cpu profile, each kept under its own name), and
+# prints each run's kNN accuracy on the validation images, held-out training images rather than the test set. One
+# short run per setting: how large must a gap be before it means something (notebook 5, exercise 1)?
+
+# %%
+from hybridlib.validation import validate_model
+
+costs_most = None  # your prediction first: "crop", "flip" or "jitter"
+hl.predictions.record("augmentation-off", costs_most, config)
+switch_off = None  # replace: {"crop": {...}, "flip": {...}, "jitter": {...}}, the TrainConfig settings that switch each off
+hl.exercises.check("augmentations-off", switch_off)
+if hl.exercises.is_correct("augmentations-off", switch_off):  # then train, and show the outcome
+    if not len(data.val_images):
+        print(f"the {config.profile} profile holds out no validation images (n_val = 0): run this exercise on the cpu profile")
+    else:
+        short = config.with_train(steps=config.train.steps // 4)  # a quarter of the budget: four runs in minutes
+        knn = {}
+        for name, settings in {"every augmentation": {}, **switch_off}.items():
+            short_run = ensure_trained(short.with_train(**settings), data)
+            knn[name] = validate_model(short_run.model, short_run.config, data)["val_knn_acc"]
+            label = name if not settings else f"without {name}"
+            se = (knn[name] * (1 - knn[name]) / len(data.val_images)) ** 0.5  # binomial: which images, not which run
+            print(f"{label:>18s}: kNN accuracy {knn[name]:.3f} ± {se:.3f} on {len(data.val_images)} validation images")
+        hl.predictions.reveal("augmentation-off", config, knn)
 
 # %% [markdown]
 # ## Conclusion

@@ -264,13 +264,18 @@ hl.exercises.check("bits-per-dim", answer)
 # whose mask also lets each position see the next one (one character changes). Build a model with it,
 # `with_attention(untrained, leaky_attention)`, and find its first prediction that moves (the second value
 # `what_moves` returns). How many positions earlier than with the right mask (position t + 2) is it? Predict before
-# you run: is it one? The solution also says what training with such a mask would do to the bits/dim.
+# you run, as `earlier_by` (the cell records it): is it one? The solution also says what training with such a mask
+# would do to the bits/dim.
 
 # %%
+earlier_by = None  # your prediction first: "one" or "more than one"
+hl.predictions.record("leak-per-mask", earlier_by, config)
 leaky_attention = None  # replace with your function (q, k, v) -> output
 earlier = None  # replace with the number of positions you measured
 hl.exercises.check("leaky-attention", leaky_attention)
 hl.exercises.check("mask-off-by-one", earlier, config)
+if hl.exercises.is_correct("mask-off-by-one", earlier, config):  # the outcome, once your count is right
+    hl.predictions.reveal("leak-per-mask", config, config)
 
 # %% [markdown]
 # ## Conclusion

@@ -58,6 +58,16 @@ import hybridlib as hl
 config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, temperature=TEMPERATURE)
 
 # %% [markdown]
+# **Predictions for exercise 3**, made before the sweep below shows anything: leave them `None` until you reach
+# exercise 3 at the end, then write them here and run this cell on its own, before you rerun the notebook.
+
+# %%
+probe_nearer = None  # exercise 3, your prediction first: "contrastive-only" or "λ = 3"
+bits_at_ten = None  # exercise 3, your prediction first: "worse" or "not worse" than λ = 3's bits/dim
+hl.predictions.record("lambda-ten-probe", probe_nearer, config)
+hl.predictions.record("lambda-ten-bits", bits_at_ten, config)
+
+# %% [markdown]
 # ## The sweep
 # L = L_gen + λ·L_con (notebook 4). Each run has the same architecture, data, steps and seed; only λ differs.
 # Contrastive-only (notebook 2) is the limit λ → ∞ (dividing the loss by λ leaves L_con + L_gen/λ). The other end,
@@ -71,8 +81,6 @@ config, data = hl.setup("hybrid", PROFILE, SEED, steps=STEPS, temperature=TEMPER
 # `tradeoff-steps100.json`, so a short sweep never replaces the full one).
 
 # %%
-import math
-
 from hybridlib.experiments import lambda_sweep
 sweep = lambda_sweep(config, lams=LAMS)
 rows, generative = sweep["rows"], sweep["generative"]
@@ -115,17 +123,21 @@ tradeoff_figure(sweep, config, spread=run_to_run_spread(config.profile));  # als
 # params)`: the norm of λ ∇L_con over the encoder's parameters, divided by the sum of that norm and the norm of
 # ∇L_gen (`torch.autograd.grad` gives the gradients; keep the graph for the second one). Were the two gradients
 # the same size, the share would be λ / (1 + λ): 0.09 at λ = 0.1, 0.5 at λ = 1, 0.75 at λ = 3. Before you run it,
-# predict: is the trained hybrids' share above or below that, and does the gap grow with λ? The cell loads each
-# hybrid of the sweep and measures its share on one batch of training images.
+# predict: is the trained hybrids' share above or below that (`share_is`, which the cell records first), and does
+# the gap grow with λ? The cell loads each hybrid of the sweep and measures its share on one batch of training
+# images.
 
 # %%
 from hybridlib.losses import Objective
 from hybridlib.step import make_views, step_generator
 from hybridlib.train import ensure_trained
 
+share_is = None  # your prediction first: "above", "below" or "mixed" (some hybrids above, some below)
+hl.predictions.record("share-vs-equal", share_is, config)
 contrastive_share = None  # replace with your function (gen_loss, con_loss, lam, params) -> a number in [0, 1]
 hl.exercises.check("contrastive-share", contrastive_share)
 if contrastive_share is not None:
+    shares = {}
     images = data.train_images[:config.train.batch_size]
     clean = data.tokenizer.encode(images)  # (N, T)
     v1, v2 = make_views(images, data.tokenizer, config.train, step_generator(SEED, 0, 0))  # (N, T) each
@@ -135,8 +147,11 @@ if contrastive_share is not None:
         terms = Objective(run.model, run.config.train, config.data.dims_per_token)(
             clean.to(device), v1.to(device), v2.to(device))
         share = contrastive_share(terms["gen_nll"], terms["con_loss"], r["lam"], list(run.model.encoder.parameters()))
+        shares[r["lam"]] = float(share)
         print(f"λ = {r['lam']:<5g} contrastive share of the encoder's gradient {share:.3f} "
               f"(equal gradients: {r['lam'] / (1 + r['lam']):.3f})")
+    if hl.exercises.is_correct("contrastive-share", contrastive_share):  # an outcome from a checked function
+        hl.predictions.reveal("share-vs-equal", config, shares)
 
 # %% [markdown]
 # **Exercise 2 (write the code): the Pareto front.** "The best of both" needs a way to compare runs on two axes at
@@ -153,9 +168,19 @@ if pareto_front is not None:
 
 # %% [markdown]
 # **Exercise 3 (change the code, and wait).** Add λ = 10 to `LAMS` in the parameters cell and rerun the notebook (one
-# more training run). Before it finishes, predict: does its probe accuracy land nearer the contrastive-only line or
-# the λ = 3 point, and is its bits/dim worse than λ = 3's? The loss explains why: at large λ the gradient of L_gen is
-# a small share of the total.
+# more training run). Before you rerun it, predict: does its probe accuracy land nearer the contrastive-only line or
+# the λ = 3 point, and is its bits/dim worse than λ = 3's? Write both into the cell under the setup cell, near the
+# top, and run that cell on its own: it records them before the sweep shows anything. After the rerun the cell below
+# finds λ = 10 in the sweep and sets what it measured beside what you predicted (a prediction changed after that
+# stays as it was when the outcome was shown). The loss explains why: at large λ the gradient of L_gen is a small share of the
+# total.
+
+# %%
+for name in ("lambda-ten-probe", "lambda-ten-bits"):
+    hl.predictions.reveal(name, config, rows)
+ten = [r for r in rows if r["lam"] == 10]
+if ten:
+    line("λ = 10", ten[0])
 
 # %% [markdown]
 # ## Conclusion

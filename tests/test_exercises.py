@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from hybridlib import exercises, solutions
+from hybridlib.augment import random_views
 from hybridlib.config import PROFILES, get_config
 from hybridlib.evaluate import expected_calibration_error
 from hybridlib.exercises import CODE_EXERCISES, EXERCISES, check, is_correct, verdict
@@ -139,6 +140,10 @@ def wrong_answers(name: str, *given) -> list:
         return [strict, unsorted, lambda rows, keys: [r["lam"] for r in rows], [0.1, 1.0]]
     if name == "mask-off-by-one":
         return [1, right + 1, "two"]
+    if name == "augmentations-off":
+        return [{**right, "crop": {"crop_scale": 0.0}}, {**right, "jitter": {"jitter": 1.0}},
+                {**right, "flip": {"hflip": True}}, {k: v for k, v in right.items() if k != "flip"},
+                {**right, "crop": {"crop_scale": 1.0, "jitter": 0.0}}, {**right, "jitter": 0.0}, "crop"]
     return [right * 1.5 + 1, right / 2, "a lot"]
 
 
@@ -469,3 +474,14 @@ def test_the_contrastive_share_against_gradients_worked_out_by_hand():
     a = torch.tensor([0.0, 5.0])  # |a| = 5
     for lam, share in ((1.0, 5 / 15), (2.0, 10 / 20), (0.0, 0.0)):
         assert solutions.contrastive_share((w ** 2).sum(), (a * w).sum(), lam, [w]) == pytest.approx(share)
+
+
+def test_the_augmentations_switched_off_leave_the_images_as_they_are():
+    images = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    settings = solutions.augmentations_off()
+    every_one_off = {k: v for one in settings.values() for k, v in one.items()}
+    torch.testing.assert_close(random_views(images, torch.Generator().manual_seed(1), **every_one_off), images)
+    for name, one in settings.items():  # this one on at its default, the other two off: the views differ
+        others_off = {k: v for other, settings_of in settings.items() if other != name for k, v in settings_of.items()}
+        assert not torch.allclose(random_views(images, torch.Generator().manual_seed(1), **others_off), images), name
+        get_config("cpu", "contrastive").with_train(**one)  # a valid training setting
